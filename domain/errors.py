@@ -1,0 +1,62 @@
+"""The domain's error hierarchy. Adapters map each class to one exit code and one HTTP status.
+
+Deliberately not `ValueError`: Litestar treats ValueError subclasses as its own 400s.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A refused command: nothing was stored. Names the rule and, where there is one, the field."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.rule = rule
+
+    def as_dict(self) -> dict[str, str]:
+        extra = {"kind": self.kind}
+        if self.field:
+            extra["field"] = self.field
+        if self.rule:
+            extra["rule"] = self.rule
+        return extra
+
+
+class ValidationFailed(DomainError):
+    """Malformed body, unknown field, wrong type, value out of range."""
+
+    kind = "validation"
+
+
+class NotFound(DomainError):
+    kind = "not_found"
+
+
+class Conflict(DomainError):
+    """The command clashes with what is stored: an id already used, a duplicate registration."""
+
+    kind = "conflict"
+
+
+class StaleVersion(Conflict):
+    """The caller's expected version is not the stream's version any more."""
+
+    kind = "precondition_failed"
+
+
+class RuleViolation(DomainError):
+    """Well-formed, but breaks a clinical or ledger rule given the patient's stream."""
+
+    kind = "rule_violation"
+
+
+class Unauthorized(DomainError):
+    kind = "unauthorized"
+
+
+class Forbidden(DomainError):
+    kind = "forbidden"

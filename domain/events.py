@@ -1,0 +1,296 @@
+"""The ledger's event schemas (SPEC §3), one msgspec Struct per event type.
+
+An event's JSON form is flat: the envelope and the type's own fields side by side, tagged by
+`type`. The same Struct is what a client sends (server-assigned fields left out) and what is
+stored, listed, exported and imported (server-assigned fields filled in). Validation of shape,
+type and range happens on decode; rules that need the stream live in `domain.patient`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta, Struct
+
+from domain.dates import PARTIAL_DATE_PATTERN
+
+PatientId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="Pseudonymous patient id: 1-64 of A-Z a-z 0-9 . _ -",
+        examples=["P1"],
+    ),
+]
+ClinicalDate = Annotated[
+    str,
+    Meta(
+        pattern=PARTIAL_DATE_PATTERN,
+        description="Clinical date, partial allowed: YYYY, YYYY-MM or YYYY-MM-DD",
+        examples=["2016-08-30", "2016-05", "2016"],
+    ),
+]
+Note = Annotated[str, Meta(max_length=2000)]
+Text = Annotated[str, Meta(min_length=1, max_length=500)]
+Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
+Hash = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+PositiveInt = Annotated[int, Meta(ge=1)]
+NonNegativeInt = Annotated[int, Meta(ge=0)]
+BirthYear = Annotated[int, Meta(ge=1850, le=2200)]
+Millimetres = Annotated[float, Meta(gt=0, le=2000)]
+BloodVolume = Annotated[float, Meta(gt=0, le=50, description="Millilitres of blood drawn")]
+DoseGy = Annotated[float, Meta(gt=0, le=1000)]
+
+Sex = Literal["female", "male", "other", "unknown"]
+Histology = Literal["squamous_cell_carcinoma", "adenocarcinoma", "other"]
+BiopsyHistology = Literal["squamous_cell_carcinoma", "adenocarcinoma", "other", "no_malignancy"]
+Grade = Literal["G1", "G2", "G3", "GX"]
+TumorLocation = Literal["upper", "middle", "lower", "unknown"]
+DiagnosisBasis = Literal["histology", "cytology", "clinical"]
+BiopsyMethod = Literal["needle", "endoscopic", "surgical", "other"]
+Modality = Literal["ct", "mri", "ultrasound", "contrast_ultrasound", "pet_ct", "xray", "endoscopy"]
+StagingContext = Literal["c", "p", "yc", "yp", "r"]
+TCategory = Literal["TX", "T0", "Tis", "T1", "T1a", "T1b", "T2", "T3", "T4", "T4a", "T4b"]
+NCategory = Literal["NX", "N0", "N1", "N2", "N3"]
+MCategory = Literal["M0", "M1"]
+StagingSystem = Literal["AJCC8"]
+Intent = Literal["curative", "palliative", "neoadjuvant", "adjuvant", "unknown"]
+AblationModality = Literal["radiofrequency", "microwave", "cryo", "other"]
+DeclinedScope = Literal["all_antitumor", "chemotherapy", "radiotherapy", "surgery", "other"]
+FollowUpStatus = Literal["alive", "lost_to_follow_up"]
+DeathCause = Literal["cancer", "other", "unknown"]
+Source = Literal["api", "cli", "import"]
+
+# Fields the server assigns; a client never sends them (import strips them).
+SERVER_FIELDS: tuple[str, ...] = (
+    "version",
+    "recorded_at",
+    "recorded_by",
+    "source",
+    "prev_hash",
+    "hash",
+)
+
+
+class Event(
+    Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=False,
+    tag_field="type",
+):
+    """The envelope every event carries."""
+
+    event_id: UUID | None = None
+    patient_id: PatientId | None = None
+    occurred: ClinicalDate
+    date_estimated: bool = False
+    note: Note | None = None
+    version: Annotated[int, Meta(ge=1)] | None = None
+    recorded_at: datetime | None = None
+    recorded_by: str | None = None
+    source: Source | None = None
+    prev_hash: Hash | None = None
+    hash: Hash | None = None
+
+    # Correction events point at another event; clinical events do not.
+    is_correction: ClassVar[bool] = False
+
+    @property
+    def type(self) -> str:
+        return str(type(self).__struct_config__.tag)
+
+
+class PatientRegistered(Event, tag="patient_registered", kw_only=True):
+    sex: Sex
+    birth_year: BirthYear | None = None
+    primary_site: Text = "esophagus"
+
+
+class DiagnosisConfirmed(Event, tag="diagnosis_confirmed", kw_only=True):
+    histology: Histology
+    grade: Grade = "GX"
+    tumor_location: TumorLocation = "unknown"
+    basis: DiagnosisBasis = "histology"
+    method: Text | None = None
+
+
+class Biopsy(Event, tag="biopsy", kw_only=True):
+    site: Text
+    method: BiopsyMethod = "other"
+    guidance: Text | None = None
+    histology: BiopsyHistology | None = None
+    grade: Grade | None = None
+    finding: Note | None = None
+
+
+class Lesion(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    lesion_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    site: Text
+    dimensions_mm: Annotated[
+        list[Millimetres],
+        Meta(min_length=1, max_length=3, description="1 to 3 positive numbers, longest first"),
+    ]
+    new: bool = False
+
+
+class Imaging(Event, tag="imaging", kw_only=True):
+    modality: Modality
+    region: Text
+    finding: Note | None = None
+    lesions: list[Lesion] = msgspec.field(default_factory=list)
+
+
+class Staging(Event, tag="staging", kw_only=True):
+    context: StagingContext = "c"
+    t: TCategory
+    n: NCategory
+    m: MCategory
+    system: StagingSystem = "AJCC8"
+    stage_group: str | None = None
+
+
+class Chemotherapy(Event, tag="chemotherapy", kw_only=True):
+    regimen: Text
+    agents: list[Text] = msgspec.field(default_factory=list)
+    courses: PositiveInt = 1
+    intent: Intent = "unknown"
+    ended: ClinicalDate | None = None
+
+
+class Radiotherapy(Event, tag="radiotherapy", kw_only=True):
+    target: Text
+    dose_gy: DoseGy
+    fractions: PositiveInt
+    intent: Intent = "unknown"
+
+
+class Ablation(Event, tag="ablation", kw_only=True):
+    modality: AblationModality
+    site: Text
+    target_lesion_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+class Surgery(Event, tag="surgery", kw_only=True):
+    procedure: Text
+    intent: Intent = "unknown"
+
+
+class TherapyDeclined(Event, tag="therapy_declined", kw_only=True):
+    scope: DeclinedScope
+    reason: Note | None = None
+
+
+class CtcCount(Event, tag="ctc_count", kw_only=True):
+    count: NonNegativeInt
+    blood_volume_ml: BloodVolume = 7.5
+    assay: Text | None = None
+    sample_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class FollowUp(Event, tag="follow_up", kw_only=True):
+    status: FollowUpStatus
+
+
+class Death(Event, tag="death", kw_only=True):
+    cause: DeathCause = "unknown"
+
+
+ClinicalEvent = (
+    PatientRegistered
+    | DiagnosisConfirmed
+    | Biopsy
+    | Imaging
+    | Staging
+    | Chemotherapy
+    | Radiotherapy
+    | Ablation
+    | Surgery
+    | TherapyDeclined
+    | CtcCount
+    | FollowUp
+    | Death
+)
+
+
+class EventAmended(Event, tag="event_amended", kw_only=True):
+    target_event_id: UUID
+    replacement: ClinicalEvent
+    reason: Reason
+
+    is_correction: ClassVar[bool] = True
+
+
+class EventRetracted(Event, tag="event_retracted", kw_only=True):
+    target_event_id: UUID
+    reason: Reason
+
+    is_correction: ClassVar[bool] = True
+
+
+AnyEvent = ClinicalEvent | EventAmended | EventRetracted
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    str(cls.__struct_config__.tag): cls
+    for cls in (
+        PatientRegistered,
+        DiagnosisConfirmed,
+        Biopsy,
+        Imaging,
+        Staging,
+        Chemotherapy,
+        Radiotherapy,
+        Ablation,
+        Surgery,
+        TherapyDeclined,
+        CtcCount,
+        FollowUp,
+        Death,
+        EventAmended,
+        EventRetracted,
+    )
+}
+
+_decoder = msgspec.json.Decoder(AnyEvent)
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def decode_event(data: bytes | str) -> AnyEvent:
+    """Decode one event's JSON; raises msgspec.ValidationError / DecodeError with the path."""
+    return _decoder.decode(data)
+
+
+def convert_event(obj: Any) -> AnyEvent:
+    """Validate an already-parsed JSON object (a dict) as an event."""
+    return msgspec.convert(obj, AnyEvent, strict=True)
+
+
+def to_builtins(event: Event) -> dict[str, Any]:
+    result: dict[str, Any] = msgspec.to_builtins(event)
+    return result
+
+
+def canonical_bytes(event: Event, *, without: tuple[str, ...] = ("hash",)) -> bytes:
+    """msgspec JSON with sorted keys, leaving out the named fields (SPEC §6)."""
+    data = to_builtins(event)
+    for name in without:
+        data.pop(name, None)
+    return _encoder.encode(data)
+
+
+def client_body_bytes(event: Event) -> bytes:
+    """The part of an event the client chose: used to tell a retry from a conflicting reuse."""
+    return canonical_bytes(event, without=(*SERVER_FIELDS, "patient_id", "event_id"))
+
+
+def encode(obj: Any) -> bytes:
+    return _encoder.encode(obj)
+
+
+def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """Import takes exported events: the server fields are assigned again on this ledger."""
+    return {k: v for k, v in obj.items() if k not in SERVER_FIELDS}

@@ -1,0 +1,258 @@
+"""`Ledger`, the service layer: the only way events get into a patient's stream.
+
+Each command loads the patient, calls one aggregate method per event and saves. The library
+refuses a save whose versions someone else took first; without an expected version the command
+is simply run again on the fresh stream, so concurrent writers never lose or duplicate an event.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote, urlparse
+from uuid import UUID
+
+import msgspec
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
+
+from domain import events as ev
+from domain.errors import Conflict, NotFound, StaleVersion, ValidationFailed
+from domain.mapper import LedgerMapper
+from domain.patient import Patient, Recorded
+
+MAX_ATTEMPTS = 200
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the ledger lives: one SQLite file, or a PostgreSQL database (and schema)."""
+
+    sqlite_path: str | None = "oncoledger.db"
+    database_url: str | None = None
+    schema: str | None = None
+    cipher_key: str | None = None
+
+    @classmethod
+    def from_env(cls, db: str | None = None) -> StoreConfig:
+        return cls(
+            sqlite_path=db or os.environ.get("ONCOLEDGER_DB") or "oncoledger.db",
+            database_url=os.environ.get("ONCOLEDGER_DATABASE_URL") or None,
+            schema=os.environ.get("ONCOLEDGER_DATABASE_SCHEMA") or None,
+            cipher_key=os.environ.get("ONCOLEDGER_CIPHER_KEY") or None,
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url is not None
+
+    def library_env(self) -> dict[str, str]:
+        env: dict[str, str] = {"ORIGINATOR_ID_TYPE": "text"}
+        if self.database_url:
+            url = urlparse(self.database_url)
+            if url.scheme not in ("postgresql", "postgres"):
+                raise ValidationFailed(
+                    "ONCOLEDGER_DATABASE_URL must start with postgresql://",
+                    field="ONCOLEDGER_DATABASE_URL",
+                )
+            env |= {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": (url.path or "/").lstrip("/") or "postgres",
+                "POSTGRES_HOST": url.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(url.port or 5432),
+                "POSTGRES_USER": unquote(url.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(url.password or ""),
+                "POSTGRES_POOL_SIZE": "10",
+                "POSTGRES_MAX_OVERFLOW": "20",
+                "POSTGRES_CONNECT_TIMEOUT": "10",
+            }
+            if self.schema:
+                env["POSTGRES_SCHEMA"] = self.schema
+        else:
+            env |= {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.sqlite_path or "oncoledger.db",
+                "SQLITE_LOCK_TIMEOUT": "30",
+            }
+        if self.cipher_key:
+            env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
+            env["CIPHER_KEY"] = self.cipher_key
+        return env
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What an append returns (SPEC §8): enough for the client to cite the stored event."""
+
+    event_id: UUID
+    version: int
+    recorded_at: datetime
+    hash: str
+    created: bool
+
+
+def _receipt(entry: ev.AnyEvent, created: bool) -> Receipt:
+    assert entry.event_id and entry.version and entry.recorded_at and entry.hash
+    return Receipt(entry.event_id, entry.version, entry.recorded_at, entry.hash, created)
+
+
+class Ledger(Application[str]):
+    """The clinical event ledger: patients' streams in one event store."""
+
+    name = "OncoLedger"
+
+    def __init__(self, config: StoreConfig | None = None) -> None:
+        self.config = config or StoreConfig.from_env()
+        # Looks an event id up across all streams (the read side's index); None when unknown.
+        self.locate_event: Callable[[UUID], str | None] = lambda _event_id: None
+        super().__init__(env=self.config.library_env())
+
+    def construct_mapper(self) -> LedgerMapper:
+        return LedgerMapper(cipher=self.factory.cipher(), compressor=self.factory.compressor())
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def load(self, patient_id: str, *, upto: int | None = None) -> Patient:
+        patient = Patient(patient_id)
+        for event in self.events.get(patient_id, lte=upto):
+            patient.apply(event.entry)
+        if not patient.registered:
+            raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
+        return patient
+
+    def exists(self, patient_id: str) -> bool:
+        return bool(self.recorder.select_events(patient_id, limit=1))
+
+    def history(
+        self, patient_id: str, *, as_of: datetime | None = None, upto: int | None = None
+    ) -> list[ev.AnyEvent]:
+        """Every event of a patient in stream order, as known at `as_of` / up to `upto`."""
+        entries = [event.entry for event in self.events.get(patient_id, lte=upto)]
+        if not entries:
+            raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
+        if as_of is not None:
+            entries = [e for e in entries if e.recorded_at and e.recorded_at <= as_of]
+        return entries
+
+    def stored_events(self, patient_id: str) -> Sequence[StoredEvent]:
+        return self.recorder.select_events(patient_id)
+
+    def plaintext(self, stored: StoredEvent) -> bytes:
+        mapper: LedgerMapper = self.mapper  # type: ignore[assignment]
+        return mapper.plaintext(stored)
+
+    def patient_ids(self) -> Iterator[str]:
+        """Every stream id, from the notification log's registrations."""
+        start = 1
+        while True:
+            batch = self.recorder.select_notifications(
+                start, 1000, topics=[Patient.Registered.TOPIC]
+            )
+            if not batch:
+                return
+            for n in batch:
+                yield str(n.originator_id)
+            start = batch[-1].id + 1
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def register(
+        self, patient_id: str, entry: ev.PatientRegistered, *, actor: str, source: str
+    ) -> Receipt:
+        return self.append(patient_id, [entry], actor=actor, source=source)[0]
+
+    def append(
+        self,
+        patient_id: str,
+        entries: Sequence[ev.AnyEvent],
+        *,
+        actor: str,
+        source: str,
+        expected_version: int | None = None,
+    ) -> list[Receipt]:
+        """Record `entries` in one transaction: all of them or none."""
+        if not entries:
+            raise ValidationFailed("nothing to append: the batch is empty", field="events")
+        self._check_ids_unused_elsewhere(patient_id, entries)
+        for attempt in range(MAX_ATTEMPTS):
+            patient = Patient(patient_id)
+            for event in self.events.get(patient_id):
+                patient.apply(event.entry)
+            if expected_version is not None and patient.version != expected_version:
+                raise StaleVersion(
+                    f"patient {patient_id} is at version {patient.version}, "
+                    f"not the expected {expected_version}",
+                    field="If-Match",
+                    rule="expected_version",
+                )
+            receipts = [
+                _receipt(*patient.record(entry, actor=actor, source=source)) for entry in entries
+            ]
+            if not any(r.created for r in receipts):
+                return receipts
+            try:
+                self.save(patient)
+            except (IntegrityError, OperationalError) as exc:
+                if expected_version is not None and isinstance(exc, IntegrityError):
+                    raise StaleVersion(
+                        f"patient {patient_id} moved on while this was being recorded",
+                        field="If-Match",
+                        rule="expected_version",
+                    ) from exc
+                time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+                continue
+            return receipts
+        raise Conflict(
+            f"patient {patient_id} is being written too busily; nothing was recorded, try again",
+            field="patient_id",
+            rule="write_contention",
+        )
+
+    def _check_ids_unused_elsewhere(self, patient_id: str, entries: Sequence[ev.AnyEvent]) -> None:
+        seen: set[UUID] = set()
+        for entry in entries:
+            if entry.event_id is None:
+                continue
+            if entry.event_id in seen:
+                raise ValidationFailed(
+                    f"event_id {entry.event_id} appears twice in one batch",
+                    field="event_id",
+                    rule="unique_event_id",
+                )
+            seen.add(entry.event_id)
+            owner = self.locate_event(entry.event_id)
+            if owner is not None and owner != patient_id:
+                raise Conflict(
+                    f"event_id {entry.event_id} is already used by another patient's stream",
+                    field="event_id",
+                    rule="unique_event_id",
+                )
+
+
+def save_retry_exceptions() -> tuple[type[Exception], ...]:
+    return (IntegrityError, OperationalError, AggregateNotFoundError)
+
+
+def decode_entry(data: Any) -> ev.AnyEvent:
+    """Validate a parsed JSON object as an event, as a `ValidationFailed` naming the field."""
+    try:
+        return ev.convert_event(data)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(str(exc), field=_field_of(str(exc)), rule="schema") from exc
+
+
+def _field_of(message: str) -> str | None:
+    marker = " - at `$."
+    if marker in message:
+        return message.split(marker, 1)[1].rstrip("`")
+    if "`" in message:
+        return message.split("`")[1]
+    return None
+
+
+__all__ = ["Ledger", "Receipt", "Recorded", "StoreConfig", "decode_entry"]

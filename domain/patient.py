@@ -1,0 +1,436 @@
+"""The `Patient` aggregate: one patient's append-only stream of clinical events.
+
+Every rule of SPEC §3 is a `check_*` step that raises before anything is recorded. The state
+kept here is only what those rules need: the entries in stream order, which of them are in
+force (amended, retracted) and the head of the hash chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar, cast
+from uuid import UUID, uuid4
+
+import msgspec
+
+from domain import events as ev
+from domain.dates import InvalidPartialDate, PartialDate
+from domain.errors import Conflict, NotFound, RuleViolation, ValidationFailed
+from domain.staging import stage_group
+
+GENESIS_HASH = "0" * 64
+
+
+def chain_hash(canonical: bytes, prev_hash: str) -> str:
+    """SPEC §6: SHA-256 over the canonical encoding (without `hash`) followed by `prev_hash`."""
+    return hashlib.sha256(canonical + prev_hash.encode("ascii")).hexdigest()
+
+
+def parse_date(text: str, field: str) -> PartialDate:
+    try:
+        return PartialDate.parse(text)
+    except InvalidPartialDate as exc:
+        raise ValidationFailed(f"`{field}`: {exc}", field=field, rule="calendar_date") from exc
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event as the library stores it: the stream position and the flat ledger entry."""
+
+    originator_id: str
+    originator_version: int
+    timestamp: datetime
+    entry: ev.AnyEvent
+
+    TOPIC: ClassVar[str] = "oncoledger:Patient.Recorded"
+    class_version: ClassVar[int] = 1
+
+    def mutate(self, patient: Patient | None) -> Patient:
+        if patient is None:
+            patient = Patient(self.originator_id)
+        patient.apply(self.entry)
+        return patient
+
+
+def _event_class(name: str) -> type[Recorded]:
+    cls = type(name, (Recorded,), {"TOPIC": f"oncoledger:Patient.{name}", "__qualname__": name})
+    return dataclass(frozen=True)(cls)
+
+
+class Patient:
+    """A patient's stream. Construct empty, then `register()` or replay `Recorded` events."""
+
+    TOPIC: ClassVar[str] = "oncoledger:Patient"
+
+    # One stored topic per event type, named in the past tense; the topic survives moving code.
+    Registered = _event_class("Registered")
+    DiagnosisConfirmed = _event_class("DiagnosisConfirmed")
+    Biopsied = _event_class("Biopsied")
+    Imaged = _event_class("Imaged")
+    Staged = _event_class("Staged")
+    ChemotherapyGiven = _event_class("ChemotherapyGiven")
+    RadiotherapyGiven = _event_class("RadiotherapyGiven")
+    Ablated = _event_class("Ablated")
+    Operated = _event_class("Operated")
+    TherapyDeclined = _event_class("TherapyDeclined")
+    CtcCounted = _event_class("CtcCounted")
+    FollowedUp = _event_class("FollowedUp")
+    Died = _event_class("Died")
+    EventAmended = _event_class("EventAmended")
+    EventRetracted = _event_class("EventRetracted")
+
+    def __init__(self, patient_id: str) -> None:
+        self.id = patient_id
+        self.version = 0
+        self.head_hash = GENESIS_HASH
+        self.entries: list[ev.AnyEvent] = []
+        self.position: dict[UUID, int] = {}
+        # Clinical events in force: the latest replacement of each, retracted ones removed.
+        self.effective: dict[UUID, ev.ClinicalEvent] = {}
+        self.status: dict[UUID, str] = {}
+        self._pending: list[Recorded] = []
+
+    # -- replay ---------------------------------------------------------------------------
+
+    def apply(self, entry: ev.AnyEvent) -> None:
+        assert entry.event_id is not None and entry.version is not None and entry.hash
+        self.entries.append(entry)
+        self.position[entry.event_id] = len(self.entries) - 1
+        self.version = entry.version
+        self.head_hash = entry.hash
+        if isinstance(entry, ev.EventAmended):
+            self.effective[entry.target_event_id] = entry.replacement
+            self.status[entry.target_event_id] = "amended"
+        elif isinstance(entry, ev.EventRetracted):
+            self.effective.pop(entry.target_event_id, None)
+            self.status[entry.target_event_id] = "retracted"
+        else:
+            self.effective[entry.event_id] = entry
+            self.status[entry.event_id] = "active"
+
+    def collect_events(self) -> list[Recorded]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    # -- queries the rules need ----------------------------------------------------------
+
+    @property
+    def registered(self) -> bool:
+        return self.version > 0
+
+    @property
+    def birth_year(self) -> int | None:
+        first = self.entries[0] if self.entries else None
+        if first is None or first.event_id is None:
+            return None
+        reg = self.effective.get(first.event_id)
+        return reg.birth_year if isinstance(reg, ev.PatientRegistered) else None
+
+    def entry(self, event_id: UUID) -> ev.AnyEvent | None:
+        index = self.position.get(event_id)
+        return None if index is None else self.entries[index]
+
+    def histology_before(self, version: int, effective: dict[UUID, ev.ClinicalEvent]) -> str | None:
+        """The histology of the latest diagnosis in force recorded before `version`."""
+        histology = None
+        for event_id, body in effective.items():
+            if isinstance(body, ev.DiagnosisConfirmed) and self._version_of(event_id) < version:
+                histology = body.histology
+        return histology
+
+    def _version_of(self, event_id: UUID) -> int:
+        index = self.position.get(event_id)
+        return index + 1 if index is not None else self.version + 1
+
+    # -- commands --------------------------------------------------------------------------
+
+    def record(
+        self, entry: ev.AnyEvent, *, actor: str, source: str, now: datetime | None = None
+    ) -> tuple[ev.AnyEvent, bool]:
+        """Check `entry` against every rule and record it.
+
+        Returns the stored entry and whether it is new: a re-sent `event_id` with the same body
+        returns the original entry and records nothing.
+        """
+        now = now or datetime.now(UTC)
+        self.check_addressed_here(entry)
+        self.check_no_server_fields(entry)
+        entry = self.normalise(entry)
+        if entry.event_id is not None and entry.event_id in self.position:
+            original = self.entries[self.position[entry.event_id]]
+            if ev.client_body_bytes(original) != ev.client_body_bytes(entry):
+                raise Conflict(
+                    f"event_id {entry.event_id} is already recorded for patient {self.id} "
+                    "with a different body",
+                    field="event_id",
+                    rule="idempotent_event_id",
+                )
+            return original, False
+        if isinstance(entry, ev.PatientRegistered):
+            if self.registered:
+                raise Conflict(
+                    f"patient {self.id} is already registered",
+                    field="patient_id",
+                    rule="register_once",
+                )
+        elif not self.registered:
+            raise NotFound(f"patient {self.id} is not registered", field="patient_id")
+        self.check_dates(entry, today=now.date())
+        effective = self.check_correction(entry, today=now.date())
+        self.check_stream_invariants(effective, new=entry)
+        stored = self._seal(entry, actor=actor, source=source, now=now)
+        event = _EVENT_CLASSES[stored.type](
+            originator_id=self.id,
+            originator_version=cast(int, stored.version),
+            timestamp=now,
+            entry=stored,
+        )
+        event.mutate(self)
+        self._pending.append(event)
+        return stored, True
+
+    def normalise(self, entry: ev.AnyEvent) -> ev.AnyEvent:
+        """Fill what the server decides: the patient id and a computed stage group."""
+        changes: dict[str, Any] = {"patient_id": self.id}
+        if isinstance(entry, ev.Staging):
+            changes["stage_group"] = self.check_stage_group(entry, self.version + 1)
+        if isinstance(entry, ev.EventAmended) and isinstance(entry.replacement, ev.Staging):
+            target = self.entry(entry.target_event_id)
+            at = target.version if target is not None and target.version else self.version + 1
+            group = self.check_stage_group(entry.replacement, at, field="replacement.stage_group")
+            replacement = msgspec.structs.replace(entry.replacement, stage_group=group)
+            changes["replacement"] = replacement
+        return msgspec.structs.replace(entry, **changes)
+
+    def _seal(self, entry: ev.AnyEvent, *, actor: str, source: str, now: datetime) -> ev.AnyEvent:
+        sealed = msgspec.structs.replace(
+            entry,
+            event_id=entry.event_id or uuid4(),
+            version=self.version + 1,
+            recorded_at=now,
+            recorded_by=actor,
+            source=source,
+            prev_hash=self.head_hash,
+            hash=None,
+        )
+        digest = chain_hash(ev.canonical_bytes(sealed), self.head_hash)
+        return msgspec.structs.replace(sealed, hash=digest)
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def check_addressed_here(self, entry: ev.AnyEvent) -> None:
+        if entry.patient_id is not None and entry.patient_id != self.id:
+            raise ValidationFailed(
+                f"`patient_id` {entry.patient_id!r} does not match the stream {self.id!r}",
+                field="patient_id",
+                rule="same_stream",
+            )
+
+    @staticmethod
+    def check_no_server_fields(entry: ev.AnyEvent) -> None:
+        bodies: list[tuple[str, ev.Event]] = [("", entry)]
+        if isinstance(entry, ev.EventAmended):
+            bodies.append(("replacement.", entry.replacement))
+        for prefix, body in bodies:
+            for name in ev.SERVER_FIELDS:
+                if getattr(body, name) is not None:
+                    raise ValidationFailed(
+                        f"`{prefix}{name}` is assigned by the server and cannot be sent",
+                        field=prefix + name,
+                        rule="server_assigned",
+                    )
+        if isinstance(entry, ev.EventAmended):
+            for name in ("event_id", "patient_id"):
+                if getattr(entry.replacement, name) is not None:
+                    raise ValidationFailed(
+                        f"`replacement.{name}` must be left out: the replacement takes the "
+                        "target's identity",
+                        field=f"replacement.{name}",
+                        rule="replacement_identity",
+                    )
+
+    def check_dates(self, entry: ev.Event, *, today: date, prefix: str = "") -> None:
+        occurred = parse_date(entry.occurred, prefix + "occurred")
+        if occurred.earliest > today:
+            raise RuleViolation(
+                f"`{prefix}occurred` {entry.occurred} is in the future",
+                field=prefix + "occurred",
+                rule="not_in_future",
+            )
+        birth_year = self.birth_year
+        if isinstance(entry, ev.PatientRegistered):
+            birth_year = entry.birth_year
+            if birth_year is not None and birth_year > today.year:
+                raise RuleViolation(
+                    f"`{prefix}birth_year` {birth_year} is in the future",
+                    field=prefix + "birth_year",
+                    rule="not_in_future",
+                )
+        if birth_year is not None and occurred.year < birth_year:
+            raise RuleViolation(
+                f"`{prefix}occurred` {entry.occurred} is before the birth year {birth_year}",
+                field=prefix + "occurred",
+                rule="not_before_birth",
+            )
+        if isinstance(entry, ev.Chemotherapy) and entry.ended is not None:
+            ended = parse_date(entry.ended, prefix + "ended")
+            if ended.earliest > today:
+                raise RuleViolation(
+                    f"`{prefix}ended` {entry.ended} is in the future",
+                    field=prefix + "ended",
+                    rule="not_in_future",
+                )
+            if occurred.is_certainly_after(ended):
+                raise RuleViolation(
+                    f"`{prefix}ended` {entry.ended} is before `occurred` {entry.occurred}",
+                    field=prefix + "ended",
+                    rule="ended_after_start",
+                )
+        if isinstance(entry, ev.Imaging):
+            self.check_lesions(entry, prefix)
+        if isinstance(entry, ev.EventAmended):
+            self.check_dates(entry.replacement, today=today, prefix="replacement.")
+
+    @staticmethod
+    def check_lesions(entry: ev.Imaging, prefix: str) -> None:
+        seen: set[str] = set()
+        for i, lesion in enumerate(entry.lesions):
+            field = f"{prefix}lesions[{i}]"
+            if lesion.lesion_id in seen:
+                raise ValidationFailed(
+                    f"`{field}.lesion_id` {lesion.lesion_id!r} appears twice in one imaging event",
+                    field=f"{field}.lesion_id",
+                    rule="unique_lesion_id",
+                )
+            seen.add(lesion.lesion_id)
+            dims = lesion.dimensions_mm
+            if any(a < b for a, b in itertools.pairwise(dims)):
+                raise ValidationFailed(
+                    f"`{field}.dimensions_mm` must list the longest diameter first",
+                    field=f"{field}.dimensions_mm",
+                    rule="longest_first",
+                )
+
+    def check_stage_group(
+        self, staging: ev.Staging, version: int, field: str = "stage_group"
+    ) -> str:
+        prefix = field.removesuffix("stage_group")
+        if staging.t == "Tis" and staging.n != "N0":
+            raise RuleViolation(
+                f"`{prefix}n` {staging.n} is invalid with Tis: carcinoma in situ is N0",
+                field=prefix + "n",
+                rule="tis_requires_n0",
+            )
+        histology = self.histology_before(version, self.effective)
+        if histology is None:
+            raise RuleViolation(
+                "a staging needs a diagnosis_confirmed earlier in the stream "
+                "(its histology picks the AJCC table)",
+                field=prefix + "type",
+                rule="staging_needs_diagnosis",
+            )
+        group = stage_group(
+            context=staging.context, histology=histology, t=staging.t, n=staging.n, m=staging.m
+        )
+        if staging.stage_group is not None and staging.stage_group != group:
+            raise RuleViolation(
+                f"`{field}` {staging.stage_group!r} disagrees with AJCC 8 "
+                f"({staging.context}{staging.t}{staging.n}{staging.m}, {histology}: {group})",
+                field=field,
+                rule="stage_group_agrees",
+            )
+        return group
+
+    def check_correction(self, entry: ev.AnyEvent, *, today: date) -> dict[UUID, ev.ClinicalEvent]:
+        """Check a correction's target; return the events in force if `entry` were recorded."""
+        effective = dict(self.effective)
+        if not isinstance(entry, ev.EventAmended | ev.EventRetracted):
+            return effective
+        target = self.entry(entry.target_event_id)
+        if target is None:
+            raise NotFound(
+                f"event {entry.target_event_id} is not in the stream of patient {self.id}",
+                field="target_event_id",
+            )
+        if target.is_correction:
+            raise RuleViolation(
+                f"event {entry.target_event_id} is itself a correction ({target.type}); "
+                "correct the original event instead",
+                field="target_event_id",
+                rule="no_correction_of_correction",
+            )
+        if self.status.get(entry.target_event_id) == "retracted":
+            raise RuleViolation(
+                f"event {entry.target_event_id} is retracted and cannot be corrected",
+                field="target_event_id",
+                rule="target_not_retracted",
+            )
+        if isinstance(entry, ev.EventRetracted):
+            if isinstance(target, ev.PatientRegistered):
+                raise RuleViolation(
+                    "the registration cannot be retracted; amend it instead",
+                    field="target_event_id",
+                    rule="registration_stays",
+                )
+            effective.pop(entry.target_event_id, None)
+            return effective
+        if entry.replacement.type != target.type:
+            raise RuleViolation(
+                f"an amendment keeps the target's type: `replacement.type` is "
+                f"{entry.replacement.type!r}, the target is {target.type!r}",
+                field="replacement.type",
+                rule="amendment_keeps_type",
+            )
+        effective[entry.target_event_id] = entry.replacement
+        return effective
+
+    def check_stream_invariants(
+        self, effective: dict[UUID, ev.ClinicalEvent], *, new: ev.AnyEvent
+    ) -> None:
+        """Rules over the whole stream as it would stand: one death, nothing after it."""
+        if not new.is_correction:
+            effective = {**effective, uuid4(): cast(ev.ClinicalEvent, new)}
+        deaths = [body for body in effective.values() if isinstance(body, ev.Death)]
+        if len(deaths) > 1:
+            raise RuleViolation(
+                f"patient {self.id} already has a death recorded; retract it first",
+                field="type",
+                rule="death_once",
+            )
+        if not deaths:
+            return
+        died = PartialDate.parse(deaths[0].occurred)
+        for body in effective.values():
+            if isinstance(body, ev.Death | ev.PatientRegistered):
+                continue
+            if PartialDate.parse(body.occurred).is_certainly_after(died):
+                field = "occurred" if body is new or not new.is_correction else "replacement"
+                raise RuleViolation(
+                    f"a {body.type} on {body.occurred} would be after the death on "
+                    f"{deaths[0].occurred}",
+                    field=field,
+                    rule="nothing_after_death",
+                )
+
+
+_EVENT_CLASSES: dict[str, type[Recorded]] = {
+    "patient_registered": Patient.Registered,
+    "diagnosis_confirmed": Patient.DiagnosisConfirmed,
+    "biopsy": Patient.Biopsied,
+    "imaging": Patient.Imaged,
+    "staging": Patient.Staged,
+    "chemotherapy": Patient.ChemotherapyGiven,
+    "radiotherapy": Patient.RadiotherapyGiven,
+    "ablation": Patient.Ablated,
+    "surgery": Patient.Operated,
+    "therapy_declined": Patient.TherapyDeclined,
+    "ctc_count": Patient.CtcCounted,
+    "follow_up": Patient.FollowedUp,
+    "death": Patient.Died,
+    "event_amended": Patient.EventAmended,
+    "event_retracted": Patient.EventRetracted,
+}
+EVENT_CLASS_BY_TOPIC: dict[str, type[Recorded]] = {c.TOPIC: c for c in _EVENT_CLASSES.values()}
