@@ -1,0 +1,127 @@
+"""A thin SQL layer for the read side: the same statements on SQLite and PostgreSQL.
+
+Statements are written with `?` placeholders; on PostgreSQL they become `%s`. A write
+transaction takes the database's write lock first (SQLite `BEGIN IMMEDIATE`), so two processes
+catching up never apply the same event twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from domain.ledger import StoreConfig
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Db(Protocol):
+    is_postgres: bool
+
+    def transaction(self, *, write: bool = False) -> Any: ...
+    def close(self) -> None: ...
+
+
+class SqliteDb:
+    """One connection per thread on the views file beside the event store, in WAL mode."""
+
+    is_postgres = False
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=60
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, *, write: bool = False) -> Iterator[sqlite3.Cursor]:
+        conn = self._connection()
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield cur
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+class _PgCursor:
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cur.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any:
+        return self._cur.executemany(sql.replace("?", "%s"), params)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cur.fetchall())
+
+
+class PostgresDb:
+    is_postgres = True
+
+    def __init__(self, url: str, schema: str | None) -> None:
+        from psycopg_pool import ConnectionPool
+
+        options = f"-c search_path={schema}" if schema else None
+        kwargs: dict[str, Any] = {"autocommit": False}
+        if options:
+            kwargs["options"] = options
+        self.pool = ConnectionPool(url, min_size=1, max_size=20, kwargs=kwargs, open=True)
+
+    @contextmanager
+    def transaction(self, *, write: bool = False) -> Iterator[_PgCursor]:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            yield _PgCursor(cur)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def views_path(config: StoreConfig) -> str:
+    path = Path(config.sqlite_path or "oncoledger.db")
+    return str(path.with_name(path.name + ".views"))
+
+
+def open_db(config: StoreConfig) -> SqliteDb | PostgresDb:
+    if config.database_url:
+        return PostgresDb(config.database_url, config.schema)
+    return SqliteDb(views_path(config))

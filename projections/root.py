@@ -1,0 +1,219 @@
+"""The composition root: one `OncoLedger` per process opens the ledger and its read models.
+
+The CLI and the REST API both call this and nothing below it. Commands go to the domain's
+`Ledger`; after each write the views catch up before the command returns, so a client reads
+its own writes. Reads come from the stored views, or, for `as_of` / `upto`, are derived from
+the stream as it was then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from domain import events as ev
+from domain.errors import DomainError, NotFound, ValidationFailed
+from domain.integrity import ChainReport, Digest
+from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
+from projections import readmodels
+from projections.views import Views
+
+Body = dict[str, Any] | ev.AnyEvent
+
+
+def as_entry(body: Body, *, patient_id: str | None = None) -> ev.AnyEvent:
+    if isinstance(body, ev.Event):
+        return body
+    if not isinstance(body, dict):
+        raise ValidationFailed("an event must be a JSON object", field="$", rule="schema")
+    if patient_id is not None and "patient_id" not in body:
+        body = {**body, "patient_id": patient_id}
+    return decode_entry(body)
+
+
+@dataclass
+class ImportReport:
+    stored: int = 0
+    duplicates: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+
+class OncoLedger:
+    """The product's service layer as one object: ledger + views for one process."""
+
+    def __init__(self, config: StoreConfig | None = None) -> None:
+        self.config = config or StoreConfig.from_env()
+        self.ledger = Ledger(self.config)
+        self.views = Views.open(self.config, self.ledger)
+        self.ledger.locate_event = self.views.locate_event
+
+    def close(self) -> None:
+        self.views.close()
+        self.ledger.close()
+
+    def __enter__(self) -> OncoLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def register(self, patient_id: str, body: Body, *, actor: str, source: str) -> Receipt:
+        entry = as_entry(body, patient_id=patient_id)
+        if not isinstance(entry, ev.PatientRegistered):
+            raise ValidationFailed(
+                "a registration is a patient_registered event", field="type", rule="schema"
+            )
+        return self.append(patient_id, [entry], actor=actor, source=source)[0]
+
+    def append(
+        self,
+        patient_id: str,
+        bodies: Sequence[Body],
+        *,
+        actor: str,
+        source: str,
+        expected_version: int | None = None,
+    ) -> list[Receipt]:
+        entries = [as_entry(b, patient_id=patient_id) for b in bodies]
+        receipts = self.ledger.append(
+            patient_id, entries, actor=actor, source=source, expected_version=expected_version
+        )
+        self.views.catch_up()
+        return receipts
+
+    def amend(
+        self,
+        patient_id: str,
+        target_event_id: UUID,
+        replacement: Body,
+        *,
+        reason: str,
+        actor: str,
+        source: str,
+        event_id: UUID | None = None,
+    ) -> Receipt:
+        body: dict[str, Any] = {
+            "type": "event_amended",
+            "occurred": _today(),
+            "target_event_id": str(target_event_id),
+            "reason": reason,
+            "replacement": (
+                msgspec.to_builtins(replacement)
+                if isinstance(replacement, ev.Event)
+                else replacement
+            ),
+        }
+        if event_id is not None:
+            body["event_id"] = str(event_id)
+        return self.append(patient_id, [body], actor=actor, source=source)[0]
+
+    def retract(
+        self,
+        patient_id: str,
+        target_event_id: UUID,
+        *,
+        reason: str,
+        actor: str,
+        source: str,
+        event_id: UUID | None = None,
+    ) -> Receipt:
+        body: dict[str, Any] = {
+            "type": "event_retracted",
+            "occurred": _today(),
+            "target_event_id": str(target_event_id),
+            "reason": reason,
+        }
+        if event_id is not None:
+            body["event_id"] = str(event_id)
+        return self.append(patient_id, [body], actor=actor, source=source)[0]
+
+    def import_lines(
+        self,
+        lines: Iterable[bytes | str],
+        *,
+        actor: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """JSON Lines of events for many patients: valid lines stored, invalid ones reported."""
+        report = ImportReport()
+        for number, line in enumerate(lines, start=1):
+            if progress:
+                progress(number)
+            if not line.strip():
+                continue
+            try:
+                data = msgspec.json.decode(line)
+                if not isinstance(data, dict):
+                    raise ValidationFailed("a line must be one JSON object", field="$")
+                patient_id = data.get("patient_id")
+                if not isinstance(patient_id, str):
+                    raise ValidationFailed(
+                        "each line needs a `patient_id`", field="patient_id", rule="required"
+                    )
+                entry = decode_entry(ev.strip_server_fields(data))
+                (receipt,) = self.ledger.append(patient_id, [entry], actor=actor, source="import")
+            except msgspec.DecodeError as exc:
+                report.failed.append((number, f"not valid JSON: {exc}"))
+                continue
+            except DomainError as exc:
+                report.failed.append((number, exc.message))
+                continue
+            if receipt.created:
+                report.stored += 1
+            else:
+                report.duplicates += 1
+        self.views.catch_up()
+        return report
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def history(
+        self, patient_id: str, *, as_of: datetime | None = None, upto: int | None = None
+    ) -> list[ev.AnyEvent]:
+        return self.ledger.history(patient_id, as_of=as_of, upto=upto)
+
+    def version(self, patient_id: str) -> int:
+        return self.views.version(patient_id)
+
+    def read(
+        self,
+        patient_id: str,
+        view: str,
+        *,
+        as_of: datetime | None = None,
+        upto: int | None = None,
+        rule: str | None = None,
+    ) -> msgspec.Struct:
+        """One read model of one patient, now or as it was at `as_of` / `upto`."""
+        if view not in readmodels.PATIENT_VIEWS:
+            raise NotFound(f"no view named {view!r}", field="view")
+        history = self.history(patient_id, as_of=as_of, upto=upto)
+        return readmodels.compute(view, patient_id, history, rule=rule)
+
+    def replay(self, patient_id: str) -> list[readmodels.ReplayStep]:
+        return readmodels.replay(patient_id, self.history(patient_id))
+
+    def patients(self, **query: Any) -> readmodels.PatientPage:
+        return self.views.patients(**query)
+
+    def patient(self, patient_id: str) -> readmodels.PatientRow:
+        return self.views.patient(patient_id)
+
+    # -- integrity -----------------------------------------------------------------------------
+
+    def verify(self, patient_id: str | None = None) -> ChainReport:
+        return self.ledger.verify(patient_id)
+
+    def digest(self) -> Digest:
+        return self.ledger.digest()
+
+
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()

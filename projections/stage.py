@@ -1,0 +1,120 @@
+"""The **stage** read model (SPEC §4): a patient's TNM assessments and their AJCC 8 groups.
+
+Stage groups are recomputed here from the histology of the diagnosis in force, never read from
+the stored `stage_group`: amending the diagnosis (say squamous cell carcinoma to adenocarcinoma)
+restages every assessment, including those recorded before the amendment.
+
+`at_diagnosis` is the first assessment dated on or after the diagnosis date (the first
+`diagnosis_confirmed` in force, as for survival); a partial date counts as "on or after" when
+any day it stands for is. With no diagnosis, or every assessment dated before it, it is the
+first assessment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Literal, cast
+from uuid import UUID
+
+import msgspec
+
+from domain import events as ev
+from domain.dates import PartialDate
+from domain.staging import UNKNOWN, compare_groups, stage_group
+from projections.effective import Item, in_force, of_type
+
+StageTrend = Literal["unchanged", "improved", "worsened", "insufficient_data"]
+
+
+class Assessment(msgspec.Struct, frozen=True, kw_only=True):
+    event_id: UUID
+    occurred: str
+    context: str
+    t: str
+    n: str
+    m: str
+    tnm: str
+    stage_group: str
+    system: str
+
+
+class StageView(msgspec.Struct, frozen=True, kw_only=True):
+    patient_id: str
+    histology: str | None
+    current: Assessment | None
+    at_diagnosis: Assessment | None
+    history: list[Assessment]
+    trend: StageTrend
+
+
+def stage_trend(earlier: str, later: str) -> StageTrend:
+    """`compare_groups` typed for the views: it returns only these four words."""
+    return cast(StageTrend, compare_groups(earlier, later))
+
+
+def diagnoses_in_force(items: Sequence[Item]) -> list[ev.DiagnosisConfirmed]:
+    return [body for _, body in of_type(items, ev.DiagnosisConfirmed)]
+
+
+def assessments_in_force(items: Sequence[Item]) -> list[Assessment]:
+    """The staging events in force, in clinical order, grouped by the histology in force."""
+    diagnoses = diagnoses_in_force(items)
+    histology = diagnoses[-1].histology if diagnoses else UNKNOWN
+    return [
+        Assessment(
+            event_id=item.event_id,
+            occurred=body.occurred,
+            context=body.context,
+            t=body.t,
+            n=body.n,
+            m=body.m,
+            tnm=f"{body.context}{body.t}{body.n}{body.m}",
+            stage_group=stage_group(
+                context=body.context, histology=histology, t=body.t, n=body.n, m=body.m
+            ),
+            system=body.system,
+        )
+        for item, body in of_type(items, ev.Staging)
+    ]
+
+
+def group_in_force_on(assessments: Sequence[Assessment], day: date) -> Assessment | None:
+    """The latest assessment on or before `day` by imputed date (ties: the later one listed)."""
+    found: tuple[date, int, Assessment] | None = None
+    for index, assessment in enumerate(assessments):
+        on = PartialDate.parse(assessment.occurred).imputed
+        if on <= day and (found is None or (on, index) >= found[:2]):
+            found = (on, index, assessment)
+    return None if found is None else found[2]
+
+
+def _at_diagnosis(
+    assessments: Sequence[Assessment], diagnoses: Sequence[ev.DiagnosisConfirmed]
+) -> Assessment | None:
+    if not assessments:
+        return None
+    if diagnoses:
+        diagnosed = PartialDate.parse(diagnoses[0].occurred).earliest
+        for assessment in assessments:
+            if PartialDate.parse(assessment.occurred).latest >= diagnosed:
+                return assessment
+    return assessments[0]
+
+
+def compute_stage(patient_id: str, history: Sequence[ev.AnyEvent]) -> StageView:
+    """The stage view of one patient's stored entries (stream order)."""
+    items = in_force(history)
+    diagnoses = diagnoses_in_force(items)
+    assessments = assessments_in_force(items)
+    trend: StageTrend = "insufficient_data"
+    if len(assessments) >= 2:
+        trend = stage_trend(assessments[0].stage_group, assessments[-1].stage_group)
+    return StageView(
+        patient_id=patient_id,
+        histology=diagnoses[-1].histology if diagnoses else None,
+        current=assessments[-1] if assessments else None,
+        at_diagnosis=_at_diagnosis(assessments, diagnoses),
+        history=assessments,
+        trend=trend,
+    )

@@ -1,0 +1,103 @@
+"""The survival read model (SPEC §4): overall survival from diagnosis.
+
+Choices where SPEC is silent:
+- Diagnosis date: the first in-force `diagnosis_confirmed` in clinical order, else the first
+  in-force `biopsy` with a malignant histology (set and not `no_malignancy`).
+- `dead` at an in-force `death` (not censored); otherwise, with a diagnosis, `alive`, censored at
+  the last in-force event in clinical order (a `lost_to_follow_up` follow-up is censored the same
+  way: SPEC has no status for it). Without a diagnosis date there is no survival time: the status
+  is `dead` if a death is recorded and `unknown` otherwise, and the durations are null.
+- Days between imputed days (`YYYY-MM` → 15th, `YYYY` → 1 July), never below 0 (a partial
+  diagnosis month can impute past an exact later day). `approximate` when either date is partial
+  or marked `date_estimated` by the abstractor: both make the count of days uncertain.
+- `display` counts completed months as whole multiples of 30.4375 days (SPEC's own month), so
+  it agrees with `os_months`; a year is 12 of those months, which is why 365 days is still
+  "11 months" and 366 days is "1 year".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from msgspec import Struct
+
+from domain import events as ev
+from projections.effective import Item, in_force
+
+SurvivalStatus = Literal["alive", "dead", "unknown"]
+
+# 30.4375 days, the mean Gregorian month, as a ratio so whole months are counted exactly.
+_MONTH_NUM, _MONTH_DEN = 487, 16
+
+
+class SurvivalView(Struct, frozen=True, kw_only=True):
+    patient_id: str
+    diagnosis_date: str | None
+    status: SurvivalStatus
+    end_date: str | None
+    os_days: int | None
+    os_months: float | None
+    display: str | None
+    censored: bool
+    approximate: bool
+
+
+def compute_survival(patient_id: str, history: Sequence[ev.AnyEvent]) -> SurvivalView:
+    items = in_force(history)
+    diagnosis = _diagnosis(items)
+    death = next((item for item in items if isinstance(item.body, ev.Death)), None)
+    status: SurvivalStatus
+    end: Item | None
+    if death is not None:
+        status, end = "dead", death
+    elif diagnosis is not None:
+        status, end = "alive", items[-1]
+    else:
+        status, end = "unknown", None
+    days: int | None = None
+    if diagnosis is not None and end is not None:
+        days = max(0, (end.day - diagnosis.day).days)
+    return SurvivalView(
+        patient_id=patient_id,
+        diagnosis_date=None if diagnosis is None else diagnosis.body.occurred,
+        status=status,
+        end_date=None if end is None else end.body.occurred,
+        os_days=days,
+        os_months=None if days is None else round(days * _MONTH_DEN / _MONTH_NUM, 1),
+        display=None if days is None else display_duration(days),
+        censored=status == "alive",
+        approximate=(
+            diagnosis is not None and end is not None and (_uncertain(diagnosis) or _uncertain(end))
+        ),
+    )
+
+
+def display_duration(os_days: int) -> str:
+    """Completed years and months: "2 years 3 months", "1 year", "1 month", "0 months"."""
+    months = os_days * _MONTH_DEN // _MONTH_NUM
+    years, months = divmod(months, 12)
+    if years and months:
+        return f"{_count(years, 'year')} {_count(months, 'month')}"
+    if years:
+        return _count(years, "year")
+    return _count(months, "month")
+
+
+def _diagnosis(items: list[Item]) -> Item | None:
+    for item in items:
+        if isinstance(item.body, ev.DiagnosisConfirmed):
+            return item
+    for item in items:
+        body = item.body
+        if isinstance(body, ev.Biopsy) and body.histology not in (None, "no_malignancy"):
+            return item
+    return None
+
+
+def _uncertain(item: Item) -> bool:
+    return item.approximate or item.body.date_estimated
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

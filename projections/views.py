@@ -1,0 +1,360 @@
+"""Stored read models, kept current by tracked catch-up over the ledger's notification log.
+
+Each batch of notifications is applied in one transaction together with the new tracking
+position: an event is applied exactly once, and a crash leaves the views at a consistent
+position to resume from. Per-patient views are recomputed from the patient's events as the
+views know them (the `ol_events` table), so the content depends only on the position reached.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from domain import events as ev
+from domain.errors import NotFound, ValidationFailed
+from domain.ledger import Ledger, StoreConfig
+from projections import readmodels
+from projections.db import Cursor, PostgresDb, SqliteDb, open_db
+
+TRACKING_NAME = "views"
+BATCH = 500
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ol_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS ol_events (
+        event_id TEXT PRIMARY KEY,
+        position BIGINT NOT NULL UNIQUE,
+        patient_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        type TEXT NOT NULL,
+        occurred TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        recorded_by TEXT NOT NULL,
+        source TEXT NOT NULL,
+        target_event_id TEXT,
+        reason TEXT,
+        body TEXT NOT NULL,
+        UNIQUE (patient_id, version))""",
+    "CREATE INDEX IF NOT EXISTS ol_events_actor ON ol_events (recorded_by, position)",
+    "CREATE INDEX IF NOT EXISTS ol_events_type ON ol_events (type, position)",
+    "CREATE INDEX IF NOT EXISTS ol_events_recorded ON ol_events (recorded_at)",
+    """CREATE TABLE IF NOT EXISTS ol_docs (
+        patient_id TEXT NOT NULL, view TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (patient_id, view))""",
+    """CREATE TABLE IF NOT EXISTS ol_patients (
+        patient_id TEXT PRIMARY KEY,
+        sex TEXT, birth_year BIGINT, primary_site TEXT, histology TEXT,
+        stage_group TEXT, ctc_latest_per_7_5_ml DOUBLE PRECISION, ctc_trend TEXT NOT NULL,
+        concordance TEXT NOT NULL, survival_status TEXT, os_months DOUBLE PRECISION,
+        events BIGINT NOT NULL, last_recorded_at TEXT)""",
+    *(
+        f"CREATE INDEX IF NOT EXISTS ol_patients_{col} ON ol_patients ({col}, patient_id)"
+        for col in (
+            "sex",
+            "birth_year",
+            "histology",
+            "stage_group",
+            "ctc_latest_per_7_5_ml",
+            "ctc_trend",
+            "concordance",
+            "survival_status",
+            "os_months",
+            "events",
+            "last_recorded_at",
+        )
+    ),
+)
+DROP = ("ol_patients", "ol_docs", "ol_events", "ol_tracking")
+
+STORED_VIEWS = ("timeline", "stage", "ctc", "response", "survival")
+PATIENT_COLUMNS = tuple(readmodels.PatientRow.__struct_fields__)
+_EQUALITY_FILTERS = (
+    "sex",
+    "histology",
+    "stage_group",
+    "ctc_trend",
+    "concordance",
+    "survival_status",
+    "primary_site",
+)
+_RANGE_FILTERS = (
+    "birth_year",
+    "ctc_latest_per_7_5_ml",
+    "os_months",
+    "events",
+    "last_recorded_at",
+)
+_entry_decoder = msgspec.json.Decoder(ev.AnyEvent)
+_json = msgspec.json.Encoder()
+
+
+class Views:
+    def __init__(self, db: SqliteDb | PostgresDb, ledger: Ledger) -> None:
+        self.db = db
+        self.ledger = ledger
+        self.create()
+
+    @classmethod
+    def open(cls, config: StoreConfig, ledger: Ledger) -> Views:
+        return cls(open_db(config), ledger)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def create(self) -> None:
+        with self.db.transaction(write=True) as cur:
+            if self.db.is_postgres:
+                # Two processes creating the tables at once would race in the catalogue.
+                cur.execute("SELECT pg_advisory_xact_lock(7316001)")
+            for statement in SCHEMA:
+                cur.execute(statement)
+            cur.execute(
+                "INSERT INTO ol_tracking (name, position) VALUES (?, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                (TRACKING_NAME,),
+            )
+
+    def drop(self) -> None:
+        with self.db.transaction(write=True) as cur:
+            for table in DROP:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+    # -- catch-up ------------------------------------------------------------------------------
+
+    def position(self) -> int:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT position FROM ol_tracking WHERE name = ?", (TRACKING_NAME,))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def head(self) -> int:
+        return int(self.ledger.recorder.max_notification_id() or 0)
+
+    def catch_up(
+        self, *, progress: Callable[[int, int], None] | None = None, batch: int = BATCH
+    ) -> int:
+        """Apply every notification after the tracked position; return how many were applied."""
+        applied = 0
+        if self.position() >= self.head():
+            return 0
+        while True:
+            with self.db.transaction(write=True) as cur:
+                cur.execute(
+                    "SELECT position FROM ol_tracking WHERE name = ?"
+                    + (" FOR UPDATE" if self.db.is_postgres else ""),
+                    (TRACKING_NAME,),
+                )
+                position = int(cur.fetchone()[0])
+                notifications = self.ledger.recorder.select_notifications(
+                    position + 1, batch
+                )
+                if not notifications:
+                    return applied
+                self._apply(cur, notifications)
+                position = notifications[-1].id
+                cur.execute(
+                    "UPDATE ol_tracking SET position = ? WHERE name = ?",
+                    (position, TRACKING_NAME),
+                )
+            applied += len(notifications)
+            if progress:
+                progress(applied, position)
+
+    def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
+        touched: dict[str, None] = {}
+        rows = []
+        for n in notifications:
+            state = self.ledger.plaintext(n)
+            entry = _entry_decoder.decode(state)
+            target = getattr(entry, "target_event_id", None)
+            rows.append(
+                (
+                    str(entry.event_id),
+                    n.id,
+                    str(n.originator_id),
+                    n.originator_version,
+                    entry.type,
+                    entry.occurred,
+                    _iso(entry.recorded_at),
+                    entry.recorded_by or "",
+                    entry.source or "",
+                    str(target) if target else None,
+                    getattr(entry, "reason", None) if target else None,
+                    state.decode() if isinstance(state, bytes) else str(state),
+                )
+            )
+            touched[str(n.originator_id)] = None
+        cur.executemany(
+            "INSERT INTO ol_events (event_id, position, patient_id, version, type, occurred, "
+            "recorded_at, recorded_by, source, target_event_id, reason, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        for patient_id in touched:
+            self._refresh_patient(cur, patient_id)
+
+    def _refresh_patient(self, cur: Cursor, patient_id: str) -> None:
+        cur.execute(
+            "SELECT body FROM ol_events WHERE patient_id = ? ORDER BY version", (patient_id,)
+        )
+        history = [_entry_decoder.decode(row[0]) for row in cur.fetchall()]
+        docs = [
+            (patient_id, view, _json.encode(readmodels.compute(view, patient_id, history)).decode())
+            for view in STORED_VIEWS
+        ]
+        cur.executemany(
+            "INSERT INTO ol_docs (patient_id, view, doc) VALUES (?, ?, ?) "
+            "ON CONFLICT (patient_id, view) DO UPDATE SET doc = excluded.doc",
+            docs,
+        )
+        row = readmodels.cohort_row(patient_id, history)
+        values = [getattr(row, col) for col in PATIENT_COLUMNS]
+        values[PATIENT_COLUMNS.index("last_recorded_at")] = _iso(row.last_recorded_at)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLUMNS[1:])
+        cur.execute(
+            f"INSERT INTO ol_patients ({', '.join(PATIENT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in PATIENT_COLUMNS)}) "
+            f"ON CONFLICT (patient_id) DO UPDATE SET {updates}",
+            values,
+        )
+
+    def rebuild(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """Drop every view and build it again from the first event."""
+        self.drop()
+        self.create()
+        return self.catch_up(progress=progress)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def doc(self, patient_id: str, view: str) -> bytes | None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT doc FROM ol_docs WHERE patient_id = ? AND view = ?", (patient_id, view)
+            )
+            row = cur.fetchone()
+        return row[0].encode() if row else None
+
+    def locate_event(self, event_id: UUID) -> str | None:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT patient_id FROM ol_events WHERE event_id = ?", (str(event_id),))
+            row = cur.fetchone()
+        return str(row[0]) if row else None
+
+    def patient(self, patient_id: str) -> readmodels.PatientRow:
+        with self.db.transaction() as cur:
+            cur.execute(
+                f"SELECT {', '.join(PATIENT_COLUMNS)} FROM ol_patients WHERE patient_id = ?",
+                (patient_id,),
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
+        return _patient_row(row)
+
+    def patients(
+        self,
+        *,
+        filters: dict[str, Any] | None = None,
+        sort: str = "patient_id",
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> readmodels.PatientPage:
+        """The cohort index: filter on any column, sort by any column, page with a cursor."""
+        where, params = _where(filters or {})
+        descending = sort.startswith("-")
+        column = sort.lstrip("-")
+        if column not in PATIENT_COLUMNS:
+            raise ValidationFailed(
+                f"`sort` must be one of {', '.join(PATIENT_COLUMNS)} (prefix - for descending)",
+                field="sort",
+                rule="sort_column",
+            )
+        if not 1 <= limit <= 1000:
+            raise ValidationFailed("`limit` must be 1 to 1000", field="limit", rule="range")
+        offset = _decode_cursor(cursor)
+        direction = "DESC" if descending else "ASC"
+        order = f"{column} IS NULL, {column} {direction}, patient_id {direction}"
+        if column == "patient_id":
+            order = f"patient_id {direction}"
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM ol_patients{where}", params)
+            total = int(cur.fetchone()[0])
+            cur.execute(
+                f"SELECT {', '.join(PATIENT_COLUMNS)} FROM ol_patients{where} "
+                f"ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, limit + 1, offset],
+            )
+            rows = cur.fetchall()
+        more = len(rows) > limit
+        return readmodels.PatientPage(
+            patients=[_patient_row(r) for r in rows[:limit]],
+            next_cursor=_encode_cursor(offset + limit) if more else None,
+            total=total,
+        )
+
+    def status(self) -> dict[str, int]:
+        position, head = self.position(), self.head()
+        return {"position": position, "head": head, "behind": max(0, head - position)}
+
+
+def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key, value in filters.items():
+        if value is None:
+            continue
+        if key in _EQUALITY_FILTERS:
+            values = value if isinstance(value, list | tuple) else [value]
+            clauses.append(f"{key} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+            continue
+        column, _, bound = key.rpartition("_")
+        if column in _RANGE_FILTERS and bound in ("min", "max"):
+            clauses.append(f"{column} {'>=' if bound == 'min' else '<='} ?")
+            params.append(_iso(value) if isinstance(value, datetime) else value)
+            continue
+        raise ValidationFailed(
+            f"unknown filter {key!r}: use one of {', '.join(_EQUALITY_FILTERS)} or "
+            f"{', '.join(c + '_min/_max' for c in _RANGE_FILTERS)}",
+            field=key,
+            rule="filter",
+        )
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if not text.startswith("o:"):
+            raise ValueError(text)
+        offset = int(text[2:])
+        if offset < 0:
+            raise ValueError(text)
+    except ValueError as exc:
+        raise ValidationFailed(
+            "`cursor` is not one this server handed out", field="cursor", rule="cursor"
+        ) from exc
+    return offset
+
+
+def _patient_row(row: Sequence[Any]) -> readmodels.PatientRow:
+    data = dict(zip(PATIENT_COLUMNS, row, strict=True))
+    return msgspec.convert(data, readmodels.PatientRow, strict=False)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
