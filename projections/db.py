@@ -121,7 +121,11 @@ def views_path(config: StoreConfig) -> str:
     return str(path.with_name(path.name + ".views"))
 
 
-def open_db(config: StoreConfig) -> SqliteDb | PostgresDb:
+def open_db(config: StoreConfig, *, side: str = "views") -> SqliteDb | PostgresDb:
+    """`views`: the rebuildable read models (a file beside the SQLite store). `ledger`: tables
+    that must never be rebuilt (tokens, access log), in the ledger's own SQLite file."""
     if config.database_url:
         return PostgresDb(config.database_url, config.schema)
+    if side == "ledger":
+        return SqliteDb(config.sqlite_path or "oncoledger.db")
     return SqliteDb(views_path(config))

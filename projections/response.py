@@ -10,7 +10,7 @@ Choices where SPEC is silent, each the one RECIST itself makes:
   lesion not measured is listed in `missing_lesion_ids`; such an assessment is `NE` (not
   evaluable), unless it already shows PD (missing lesions could only add to the sum), and does
   not become the nadir: a partial sum would make later full sums look like progression.
-- Sums and thresholds use exact decimal arithmetic (38.5 mm is 77/2 mm), so −30 % and +20 % are
+- Sums and thresholds use exact decimal arithmetic (38.5 mm is 77/2 mm), so -30 % and +20 % are
   met exactly at the boundary; the percentages shown are rounded to one decimal.
 - The baseline row compares with nothing: both changes and the category are null.
   `current_category` is the last assessment's category, so null with fewer than two.

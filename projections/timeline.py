@@ -110,6 +110,7 @@ _MODALITY = {
     "endoscopy": "endoscopy",
 }
 _FINDING_CHARS = 80
+_TIMES = "\N{MULTIPLICATION SIGN}"
 
 
 def summarize(body: ev.ClinicalEvent) -> str:
@@ -146,7 +147,7 @@ def summarize(body: ev.ClinicalEvent) -> str:
         case ev.Staging():
             return f"{body.context}{body.t}{body.n}{body.m}"
         case ev.Chemotherapy():
-            text = f"Chemotherapy {body.regimen} × {_count(body.courses, 'course')}"
+            text = f"Chemotherapy {body.regimen} {_TIMES} {_count(body.courses, 'course')}"
             if body.intent != "unknown":
                 text += f" ({body.intent})"
             if body.ended is not None:
