@@ -40,7 +40,10 @@ Hash = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 PositiveInt = Annotated[int, Meta(ge=1)]
 NonNegativeInt = Annotated[int, Meta(ge=0)]
 BirthYear = Annotated[int, Meta(ge=1850, le=2200)]
-Millimetres = Annotated[float, Meta(gt=0, le=2000)]
+Millimetres = Annotated[
+    float,
+    Meta(ge=0, le=2000, description="0 records a target lesion that has disappeared (RECIST CR)"),
+]
 BloodVolume = Annotated[float, Meta(gt=0, le=50, description="Millilitres of blood drawn")]
 DoseGy = Annotated[float, Meta(gt=0, le=1000)]
 

@@ -10,9 +10,9 @@ Choices where SPEC is silent:
 - Days between imputed days (`YYYY-MM` → 15th, `YYYY` → 1 July), never below 0 (a partial
   diagnosis month can impute past an exact later day). `approximate` when either date is partial
   or marked `date_estimated` by the abstractor: both make the count of days uncertain.
-- `display` counts completed months as whole multiples of 30.4375 days (SPEC's own month), so
-  it agrees with `os_months`; a year is 12 of those months, which is why 365 days is still
-  "11 months" and 366 days is "1 year".
+- `display` counts completed months of 30.4375 days, the month `os_months` uses, and a year as
+  12 of them: 365 days is still "11 months", 366 days is "1 year". `os_months` is rounded, the
+  display truncated, so 30 days shows as 1.0 month and "0 months".
 """
 
 from __future__ import annotations

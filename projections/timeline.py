@@ -109,7 +109,7 @@ _MODALITY = {
     "xray": "X-ray",
     "endoscopy": "endoscopy",
 }
-_FINDING_CHARS = 80
+_FINDING_CHARS = 60
 _TIMES = "\N{MULTIPLICATION SIGN}"
 
 
@@ -198,4 +198,7 @@ def _num(x: float) -> str:
 
 def _shorten(text: str) -> str:
     line = " ".join(text.split())
-    return line if len(line) <= _FINDING_CHARS else line[: _FINDING_CHARS - 1].rstrip() + "…"
+    if len(line) <= _FINDING_CHARS:
+        return line
+    # Cut at a word boundary so the line never ends in half a word.
+    return line[:_FINDING_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + "\N{HORIZONTAL ELLIPSIS}"

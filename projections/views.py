@@ -151,9 +151,7 @@ class Views:
                     (TRACKING_NAME,),
                 )
                 position = int(cur.fetchone()[0])
-                notifications = self.ledger.recorder.select_notifications(
-                    position + 1, batch
-                )
+                notifications = self.ledger.recorder.select_notifications(position + 1, batch)
                 if not notifications:
                     return applied
                 self._apply(cur, notifications)
