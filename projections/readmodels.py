@@ -9,11 +9,11 @@ from typing import Any
 import msgspec
 
 from domain import events as ev
-from projections.ctc import compute_ctc
-from projections.response import compute_response
-from projections.stage import compute_stage
-from projections.survival import compute_survival
-from projections.timeline import compute_timeline
+from projections.ctc import CtcView, compute_ctc, default_rule
+from projections.response import ResponseView, compute_response
+from projections.stage import StageView, compute_stage
+from projections.survival import SurvivalView, compute_survival
+from projections.timeline import TimelineView, compute_timeline
 
 History = Sequence[ev.AnyEvent]
 
@@ -25,6 +25,19 @@ _COMPUTE: dict[str, Callable[..., msgspec.Struct]] = {
     "survival": compute_survival,
 }
 PATIENT_VIEWS: tuple[str, ...] = tuple(_COMPUTE)
+VIEW_TYPES: dict[str, type[msgspec.Struct]] = {
+    "timeline": TimelineView,
+    "stage": StageView,
+    "ctc": CtcView,
+    "response": ResponseView,
+    "survival": SurvivalView,
+}
+# The stored CTC view uses the default rule; another rule is computed on request.
+STORED_CTC_RULE = "ge1"
+
+
+def effective_rule(rule: str | None) -> str:
+    return rule or default_rule()
 
 
 def compute(view: str, patient_id: str, history: History, *, rule: str | None = None) -> Any:

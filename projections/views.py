@@ -203,7 +203,13 @@ class Views:
         )
         history = [_entry_decoder.decode(row[0]) for row in cur.fetchall()]
         docs = [
-            (patient_id, view, _json.encode(readmodels.compute(view, patient_id, history)).decode())
+            (
+                patient_id,
+                view,
+                _json.encode(
+                    readmodels.compute(view, patient_id, history, rule=readmodels.STORED_CTC_RULE)
+                ).decode(),
+            )
             for view in STORED_VIEWS
         ]
         cur.executemany(
