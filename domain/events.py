@@ -108,13 +108,13 @@ class Event(
         return str(type(self).__struct_config__.tag)
 
 
-class PatientRegistered(Event, tag="patient_registered", kw_only=True):
+class PatientRegistered(Event, tag="patient_registered", frozen=True, kw_only=True):
     sex: Sex
     birth_year: BirthYear | None = None
     primary_site: Text = "esophagus"
 
 
-class DiagnosisConfirmed(Event, tag="diagnosis_confirmed", kw_only=True):
+class DiagnosisConfirmed(Event, tag="diagnosis_confirmed", frozen=True, kw_only=True):
     histology: Histology
     grade: Grade = "GX"
     tumor_location: TumorLocation = "unknown"
@@ -122,7 +122,7 @@ class DiagnosisConfirmed(Event, tag="diagnosis_confirmed", kw_only=True):
     method: Text | None = None
 
 
-class Biopsy(Event, tag="biopsy", kw_only=True):
+class Biopsy(Event, tag="biopsy", frozen=True, kw_only=True):
     site: Text
     method: BiopsyMethod = "other"
     guidance: Text | None = None
@@ -141,14 +141,14 @@ class Lesion(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     new: bool = False
 
 
-class Imaging(Event, tag="imaging", kw_only=True):
+class Imaging(Event, tag="imaging", frozen=True, kw_only=True):
     modality: Modality
     region: Text
     finding: Note | None = None
     lesions: list[Lesion] = msgspec.field(default_factory=list)
 
 
-class Staging(Event, tag="staging", kw_only=True):
+class Staging(Event, tag="staging", frozen=True, kw_only=True):
     context: StagingContext = "c"
     t: TCategory
     n: NCategory
@@ -157,7 +157,7 @@ class Staging(Event, tag="staging", kw_only=True):
     stage_group: str | None = None
 
 
-class Chemotherapy(Event, tag="chemotherapy", kw_only=True):
+class Chemotherapy(Event, tag="chemotherapy", frozen=True, kw_only=True):
     regimen: Text
     agents: list[Text] = msgspec.field(default_factory=list)
     courses: PositiveInt = 1
@@ -165,41 +165,41 @@ class Chemotherapy(Event, tag="chemotherapy", kw_only=True):
     ended: ClinicalDate | None = None
 
 
-class Radiotherapy(Event, tag="radiotherapy", kw_only=True):
+class Radiotherapy(Event, tag="radiotherapy", frozen=True, kw_only=True):
     target: Text
     dose_gy: DoseGy
     fractions: PositiveInt
     intent: Intent = "unknown"
 
 
-class Ablation(Event, tag="ablation", kw_only=True):
+class Ablation(Event, tag="ablation", frozen=True, kw_only=True):
     modality: AblationModality
     site: Text
     target_lesion_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
 
 
-class Surgery(Event, tag="surgery", kw_only=True):
+class Surgery(Event, tag="surgery", frozen=True, kw_only=True):
     procedure: Text
     intent: Intent = "unknown"
 
 
-class TherapyDeclined(Event, tag="therapy_declined", kw_only=True):
+class TherapyDeclined(Event, tag="therapy_declined", frozen=True, kw_only=True):
     scope: DeclinedScope
     reason: Note | None = None
 
 
-class CtcCount(Event, tag="ctc_count", kw_only=True):
+class CtcCount(Event, tag="ctc_count", frozen=True, kw_only=True):
     count: NonNegativeInt
     blood_volume_ml: BloodVolume = 7.5
     assay: Text | None = None
     sample_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
 
 
-class FollowUp(Event, tag="follow_up", kw_only=True):
+class FollowUp(Event, tag="follow_up", frozen=True, kw_only=True):
     status: FollowUpStatus
 
 
-class Death(Event, tag="death", kw_only=True):
+class Death(Event, tag="death", frozen=True, kw_only=True):
     cause: DeathCause = "unknown"
 
 
@@ -220,7 +220,7 @@ ClinicalEvent = (
 )
 
 
-class EventAmended(Event, tag="event_amended", kw_only=True):
+class EventAmended(Event, tag="event_amended", frozen=True, kw_only=True):
     target_event_id: UUID
     replacement: ClinicalEvent
     reason: Reason
@@ -228,7 +228,7 @@ class EventAmended(Event, tag="event_amended", kw_only=True):
     is_correction: ClassVar[bool] = True
 
 
-class EventRetracted(Event, tag="event_retracted", kw_only=True):
+class EventRetracted(Event, tag="event_retracted", frozen=True, kw_only=True):
     target_event_id: UUID
     reason: Reason
 
@@ -264,12 +264,14 @@ _encoder = msgspec.json.Encoder(order="sorted")
 
 def decode_event(data: bytes | str) -> AnyEvent:
     """Decode one event's JSON; raises msgspec.ValidationError / DecodeError with the path."""
-    return _decoder.decode(data)
+    event: AnyEvent = _decoder.decode(data)
+    return event
 
 
 def convert_event(obj: Any) -> AnyEvent:
     """Validate an already-parsed JSON object (a dict) as an event."""
-    return msgspec.convert(obj, AnyEvent, strict=True)
+    event: AnyEvent = msgspec.convert(obj, AnyEvent, strict=True)
+    return event
 
 
 def to_builtins(event: Event) -> dict[str, Any]:

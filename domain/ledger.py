@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
@@ -120,11 +120,20 @@ class Ledger(Application[str]):
 
     def load(self, patient_id: str, *, upto: int | None = None) -> Patient:
         patient = Patient(patient_id)
-        for event in self.events.get(patient_id, lte=upto):
-            patient.apply(event.entry)
+        for entry in self._entries(patient_id, upto=upto):
+            patient.apply(entry)
         if not patient.registered:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
         return patient
+
+    def _entries(self, patient_id: str, *, upto: int | None = None) -> Iterator[ev.AnyEvent]:
+        for event in self.events.get(patient_id, lte=upto):
+            yield cast(Recorded, event).entry
+
+    def version(self, patient_id: str) -> int:
+        """The stream's version (0 when the patient is not registered)."""
+        last = self.recorder.select_events(patient_id, desc=True, limit=1)
+        return last[0].originator_version if last else 0
 
     def exists(self, patient_id: str) -> bool:
         return bool(self.recorder.select_events(patient_id, limit=1))
@@ -133,7 +142,7 @@ class Ledger(Application[str]):
         self, patient_id: str, *, as_of: datetime | None = None, upto: int | None = None
     ) -> list[ev.AnyEvent]:
         """Every event of a patient in stream order, as known at `as_of` / up to `upto`."""
-        entries = [event.entry for event in self.events.get(patient_id, lte=upto)]
+        entries = list(self._entries(patient_id, upto=upto))
         if not entries:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
         if as_of is not None:
@@ -220,8 +229,8 @@ class Ledger(Application[str]):
         self._check_ids_unused_elsewhere(patient_id, entries)
         for attempt in range(MAX_ATTEMPTS):
             patient = Patient(patient_id)
-            for event in self.events.get(patient_id):
-                patient.apply(event.entry)
+            for entry in self._entries(patient_id):
+                patient.apply(entry)
             if expected_version is not None and patient.version != expected_version:
                 raise StaleVersion(
                     f"patient {patient_id} is at version {patient.version}, "

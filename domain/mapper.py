@@ -8,6 +8,7 @@ be read for types without decrypting. `class_version` upcasting still works: an 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -59,7 +60,7 @@ class LedgerMapper(Mapper[str]):
         return cls(
             originator_id=str(stored_event.originator_id),
             originator_version=stored_event.originator_version,
-            timestamp=entry.recorded_at,
+            timestamp=entry.recorded_at or datetime.now(UTC),
             entry=entry,
         )
 
@@ -69,4 +70,5 @@ class LedgerMapper(Mapper[str]):
         while version < cls.class_version:
             getattr(cls, f"upcast_v{version}_v{version + 1}")(data)
             version += 1
-        return msgspec.convert(data, ev.AnyEvent)
+        entry: ev.AnyEvent = msgspec.convert(data, ev.AnyEvent)
+        return entry

@@ -182,7 +182,7 @@ class OncoLedger:
         return self.ledger.history(patient_id, as_of=as_of, upto=upto)
 
     def version(self, patient_id: str) -> int:
-        return self.views.version(patient_id)
+        return self.ledger.version(patient_id)
 
     def read(
         self,
@@ -196,9 +196,11 @@ class OncoLedger:
         """One read model of one patient, now or as it was at `as_of` / `upto`."""
         stored = self._stored_doc(patient_id, view, as_of=as_of, upto=upto, rule=rule)
         if stored is not None:
-            return msgspec.json.decode(stored, type=readmodels.VIEW_TYPES[view])
+            decoded: msgspec.Struct = msgspec.json.decode(stored, type=readmodels.VIEW_TYPES[view])
+            return decoded
         history = self.history(patient_id, as_of=as_of, upto=upto)
-        return readmodels.compute(view, patient_id, history, rule=rule)
+        computed: msgspec.Struct = readmodels.compute(view, patient_id, history, rule=rule)
+        return computed
 
     def read_json(
         self,
