@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import unquote, urlparse
 from uuid import UUID
@@ -238,8 +238,10 @@ class Ledger(Application[str]):
                     field="If-Match",
                     rule="expected_version",
                 )
+            now = datetime.now(UTC)  # one transaction, one transaction time for the batch
             receipts = [
-                _receipt(*patient.record(entry, actor=actor, source=source)) for entry in entries
+                _receipt(*patient.record(entry, actor=actor, source=source, now=now))
+                for entry in entries
             ]
             if not any(r.created for r in receipts):
                 return receipts
@@ -294,13 +296,18 @@ def decode_entry(data: Any) -> ev.AnyEvent:
         raise ValidationFailed(str(exc), field=_field_of(str(exc)), rule="schema") from exc
 
 
+_NAMED_FIELD = ("Object contains unknown field `", "Object missing required field `")
+
+
 def _field_of(message: str) -> str | None:
-    marker = " - at `$."
-    if marker in message:
-        return message.split(marker, 1)[1].rstrip("`")
-    if "`" in message:
-        return message.split("`")[1]
-    return None
+    """The field a msgspec error is about: its path, plus the name an object error gives."""
+    text, _, path = message.partition(" - at `$")
+    path = path.rstrip("`").lstrip(".")
+    for prefix in _NAMED_FIELD:
+        if text.startswith(prefix):
+            name = text[len(prefix) :].split("`", 1)[0]
+            return f"{path}.{name}" if path else name
+    return path or None
 
 
 __all__ = ["Ledger", "Receipt", "Recorded", "StoreConfig", "decode_entry"]

@@ -390,9 +390,20 @@ class Patient:
     def check_stream_invariants(
         self, effective: dict[UUID, ev.ClinicalEvent], *, new: ev.AnyEvent
     ) -> None:
-        """Rules over the whole stream as it would stand: one death, nothing after it."""
+        """Rules over the whole stream as it would stand: one death, nothing after it, nothing
+        before an amended registration's birth year."""
         if not new.is_correction:
             effective = {**effective, uuid4(): cast(ev.ClinicalEvent, new)}
+        if isinstance(new, ev.EventAmended) and isinstance(new.replacement, ev.PatientRegistered):
+            born = new.replacement.birth_year
+            for body in effective.values():
+                if born is not None and PartialDate.parse(body.occurred).year < born:
+                    raise RuleViolation(
+                        f"`replacement.birth_year` {born} is after the {body.type} on "
+                        f"{body.occurred}",
+                        field="replacement.birth_year",
+                        rule="not_before_birth",
+                    )
         deaths = [body for body in effective.values() if isinstance(body, ev.Death)]
         if len(deaths) > 1:
             raise RuleViolation(

@@ -18,9 +18,13 @@ import msgspec
 
 from domain import events as ev
 from domain.errors import DomainError, NotFound, ValidationFailed
-from domain.integrity import ChainReport, Digest
+from domain.export import ExportReport, export_patient, verify_export
+from domain.integrity import ChainReport
 from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
 from projections import readmodels
+from projections.access_log import AccessLog, AccessLogReport, AccessPage
+from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audit
+from projections.tokens import TokenStore
 from projections.views import Views
 
 Body = dict[str, Any] | ev.AnyEvent
@@ -51,8 +55,12 @@ class OncoLedger:
         self.ledger = Ledger(self.config)
         self.views = Views.open(self.config, self.ledger)
         self.ledger.locate_event = self.views.locate_event
+        self.access_log = AccessLog.open(self.config)
+        self.tokens = TokenStore.open(self.config)
 
     def close(self) -> None:
+        self.tokens.close()
+        self.access_log.close()
         self.views.close()
         self.ledger.close()
 
@@ -181,6 +189,23 @@ class OncoLedger:
     ) -> list[ev.AnyEvent]:
         return self.ledger.history(patient_id, as_of=as_of, upto=upto)
 
+    def event(self, patient_id: str, event_id: UUID) -> ev.AnyEvent:
+        """One stored event of a patient's stream, as first recorded."""
+        for entry in self.history(patient_id):
+            if entry.event_id == event_id:
+                return entry
+        raise NotFound(
+            f"event {event_id} is not in the stream of patient {patient_id}", field="event_id"
+        )
+
+    def record_demo(self, *, actor: str, source: str = "cli") -> list[tuple[str, int]]:
+        """Record the shipped demo patients (idempotent: their events carry fixed ids)."""
+        from domain.demo import record_demo
+
+        recorded = record_demo(self.ledger, actor=actor, source=source)
+        self.views.catch_up()
+        return recorded
+
     def version(self, patient_id: str) -> int:
         return self.ledger.version(patient_id)
 
@@ -249,8 +274,86 @@ class OncoLedger:
     def verify(self, patient_id: str | None = None) -> ChainReport:
         return self.ledger.verify(patient_id)
 
-    def digest(self) -> Digest:
-        return self.ledger.digest()
+    def digest(self, *, as_of: datetime | str | None = None) -> LedgerDigest:
+        """SPEC §6 digest over the recomputed stream heads plus the access log's head; with
+        `as_of`, over what was recorded up to that instant (to compare with a digest kept then)."""
+        return ledger_digest(self.ledger, self.access_log, as_of=as_of)
+
+    # -- change audit, access log, export ------------------------------------------------------
+
+    def audit(
+        self,
+        patient_id: str | None = None,
+        *,
+        actor: str | None = None,
+        type: str | Sequence[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        corrections: bool = False,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> AuditPage:
+        """Stored events in recording order (SPEC §4 audit), filtered, paged by `position`."""
+        self.views.catch_up()
+        return query_audit(
+            self.views.db,
+            patient_id,
+            actor=actor,
+            type=type,
+            since=since,
+            until=until,
+            corrections=corrections,
+            after=after,
+            limit=limit,
+        )
+
+    def log_access(
+        self,
+        actor: str,
+        *,
+        channel: str,
+        resource: str,
+        patient_id: str | None = None,
+        address: str | None = None,
+    ) -> None:
+        """Record one read of clinical data; adapters call it on every clinical read."""
+        self.access_log.record(
+            actor, channel=channel, resource=resource, patient_id=patient_id, address=address
+        )
+
+    def access_entries(
+        self,
+        auditor: str,
+        *,
+        channel: str,
+        address: str | None = None,
+        patient_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> AccessPage:
+        """The access log for auditors; the read is itself logged as `access-log` by `auditor`."""
+        page = self.access_log.query(patient_id, actor, since, after, limit, until=until)
+        self.log_access(
+            auditor, channel=channel, resource="access-log", patient_id=patient_id, address=address
+        )
+        return page
+
+    def verify_access_log(self) -> AccessLogReport:
+        return self.access_log.verify()
+
+    def export(self, patient_id: str) -> dict[str, Any]:
+        """One patient's stream as a self-contained, offline-verifiable JSON document."""
+        return export_patient(self.ledger, patient_id)
+
+    @staticmethod
+    def verify_export(
+        document: dict[str, Any] | bytes | str, *, digest: str | None = None
+    ) -> ExportReport:
+        """Verify an export with no database (callable on the class, nothing opened)."""
+        return verify_export(document, digest=digest)
 
 
 def _today() -> str:

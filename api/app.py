@@ -1,0 +1,153 @@
+"""The REST API (SPEC §8): `create_app()` builds the Litestar application.
+
+One `OncoLedger` per application, opened on startup and closed on shutdown. The library is
+synchronous, so every handler that touches storage is a `def` run in a worker thread.
+`uvicorn --factory api.app:create_app` (what `oncoledger serve` runs) reads the store from the
+environment: ONCOLEDGER_DB or ONCOLEDGER_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Any
+
+import anyio.to_thread
+from litestar import Litestar, Request, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import ClientException, SerializationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.response import Redirect
+
+from api.errors import EXCEPTION_HANDLERS
+from api.events import EventController
+from api.integrity import IntegrityController
+from api.patients import PatientController
+from api.schemas import Health
+from api.views import ViewController
+from domain.errors import ValidationFailed
+from domain.ledger import StoreConfig
+from projections.root import OncoLedger
+
+MAX_BODY_BYTES = 1024 * 1024
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+DESCRIPTION = """\
+An append-only clinical event ledger for cancer care.
+
+Every `/api/v1` route needs `Authorization: Bearer <token>`; tokens are made with
+`oncoledger token create NAME --role reader|clinician|auditor|admin`. Readers read clinical
+data; clinicians also record events and corrections; auditors also verify; admins do all.
+
+Errors are JSON `{status_code, detail, extra}`: 400 validation, 401 no or bad token, 403 role,
+404 not found, 409 conflict, 412 precondition failed (If-Match), 413 body too large,
+415 not JSON, 422 rule violation.
+"""
+
+
+@get(
+    path="/health",
+    operation_id="health",
+    summary="Liveness",
+    tags=("service",),
+    sync_to_thread=False,
+)
+def health() -> Health:
+    return Health(status="ok")
+
+
+@get(path="/", include_in_schema=False, sync_to_thread=False)
+def home() -> Redirect:
+    return Redirect(path="/schema")
+
+
+async def require_json_body(request: Request[Any, Any, Any]) -> None:
+    """Bodies are JSON: refuse another media type (415), an empty body or malformed JSON (400)."""
+    if request.method not in _BODY_METHODS:
+        return
+    media_type = request.content_type[0]
+    if media_type and not (media_type == "application/json" or media_type.endswith("+json")):
+        raise ClientException(
+            status_code=415,
+            detail=f"the body must be JSON sent as `Content-Type: application/json`, not "
+            f"{media_type!r} (with curl: --json, or -H 'Content-Type: application/json')",
+        )
+    if not (await request.body()).strip():
+        raise ValidationFailed(
+            "the request body is empty: send one JSON object", field="$", rule="schema"
+        )
+    try:
+        await request.json()  # parsed once: the handler's body parameter reuses it
+    except SerializationException as exc:
+        raise ValidationFailed(
+            f"the body is not valid JSON: {exc}", field="$", rule="json"
+        ) from exc
+
+
+def _ledger(state: State) -> OncoLedger:
+    ledger: OncoLedger = state.ledger
+    return ledger
+
+
+def _version() -> str:
+    try:
+        return metadata.version("oncoledger")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(config: StoreConfig | None = None) -> Litestar:
+    """The application over the store `config` (default: from the environment)."""
+    store = config or StoreConfig.from_env()
+
+    @asynccontextmanager
+    async def open_ledger(app: Litestar) -> AsyncIterator[None]:
+        ledger = await anyio.to_thread.run_sync(OncoLedger, store)
+        app.state.ledger = ledger
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(ledger.close)
+
+    return Litestar(
+        route_handlers=[
+            home,
+            health,
+            PatientController,
+            EventController,
+            ViewController,
+            IntegrityController,
+        ],
+        lifespan=[open_ledger],
+        dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_request=require_json_body,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="OncoLedger",
+            version=_version(),
+            description=DESCRIPTION,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="A token from `oncoledger token create`",
+                    )
+                }
+            ),
+            tags=[
+                Tag(name="patients", description="Registration and the cohort index"),
+                Tag(name="events", description="Append, history and corrections"),
+                Tag(name="projections", description="Read models of one patient"),
+                Tag(name="integrity", description="Hash chains and the ledger digest"),
+                Tag(name="service", description="Service health"),
+            ],
+        ),
+    )

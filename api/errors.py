@@ -1,0 +1,107 @@
+"""The one mapping from errors to HTTP responses (SPEC §8).
+
+Every error body is Litestar's shape, `{status_code, detail, extra}`. For the domain's refusals
+`detail` is the domain's sentence and `extra` its `{kind, field, rule}`; Litestar's own errors
+(a query value of the wrong type, a body too large, an unknown route) get the same shape, their
+messages passed through with the parameter they concern.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+from litestar.types import ExceptionHandlersMap
+
+from api.schemas import ErrorBody
+from domain.errors import DomainError
+
+STATUS_BY_KIND: dict[str, int] = {
+    "validation": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "precondition_failed": 412,
+    "rule_violation": 422,
+}
+KIND_BY_STATUS: dict[int, str] = {status: kind for kind, status in STATUS_BY_KIND.items()}
+KIND_BY_STATUS |= {405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
+
+_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="oncoledger"'}
+
+
+def error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """Map a `DomainError` or a Litestar `HTTPException` onto one JSON error response."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        status = STATUS_BY_KIND.get(exc.kind, 400)
+        body = ErrorBody(status_code=status, detail=exc.message, extra=dict(exc.as_dict()))
+    elif isinstance(exc, ValidationException):
+        status = 400
+        detail, extra = _parameter_errors(exc)
+        body = ErrorBody(status_code=status, detail=detail, extra=extra)
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+        headers |= exc.headers or {}
+        kind = KIND_BY_STATUS.get(status, "error" if status < 500 else "server_error")
+        body = ErrorBody(status_code=status, detail=exc.detail, extra={"kind": kind})
+    else:  # registered only for the two classes above
+        raise exc
+    if status == 401:
+        headers |= _AUTHENTICATE
+    return Response(body, status_code=status, headers=headers)
+
+
+def _parameter_errors(exc: ValidationException) -> tuple[str, dict[str, Any]]:
+    """Litestar's list of `{message, key, source}` as one sentence naming each parameter."""
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        source = _source(error)
+        where = f" - at {source} parameter `{error['key']}`" if "key" in error else ""
+        parts.append(f"{error.get('message', 'invalid value')}{where}")
+    extra: dict[str, Any] = {"kind": "validation", "rule": "schema"}
+    first = next((e for e in errors if isinstance(e, dict) and "key" in e), None)
+    if first is not None:
+        extra |= {"field": str(first["key"]), "source": _source(first)}
+    return ("; ".join(parts) or exc.detail), extra
+
+
+def _source(error: dict[str, Any]) -> str:
+    source = error.get("source", "")
+    return str(getattr(source, "value", source))  # Litestar's ParamType is an Enum
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    DomainError: error_response,
+    HTTPException: error_response,
+}
+
+_DESCRIPTIONS: dict[int, str] = {
+    400: "Validation failed: malformed JSON, unknown field, wrong type, value out of range, "
+    "or a bad query/path/header value",
+    401: "No bearer token, or an unknown or revoked one",
+    403: "The token's role does not allow this",
+    404: "No such patient or event",
+    409: "Conflicts with what is stored (duplicate registration, event id reused with "
+    "another body)",
+    412: "If-Match names a version the stream has moved past",
+    413: "Request body larger than the server accepts",
+    415: "The body is not sent as application/json",
+    422: "Well-formed, but breaks a clinical or ledger rule",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses a route can answer with."""
+    return {
+        status: ResponseSpec(
+            data_container=ErrorBody, description=_DESCRIPTIONS[status], generate_examples=False
+        )
+        for status in statuses
+    }

@@ -1,0 +1,209 @@
+"""`/api/v1/patients/{id}/events`: append (one, or a batch atomically), history, corrections.
+
+An append answers 201 with the receipt. The same `event_id` sent again with the same body is a
+safe retry: nothing is stored and the original receipt comes back with 200 (with another body:
+409). `If-Match: "<version>"` makes the append conditional on the stream's version (412).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, SkipValidation
+
+from api.auth import SECURITY, requires
+from api.errors import error_responses
+from api.params import (
+    AsOf,
+    EventIdPath,
+    IfMatch,
+    IfNoneMatch,
+    PatientIdPath,
+    Upto,
+    expected_version,
+    utc,
+)
+from api.reads import patient_read, read_headers
+from api.schemas import (
+    Amendment,
+    EventBatch,
+    PatientHistory,
+    Receipt,
+    Receipts,
+    Retraction,
+    decode,
+)
+from domain import events as ev
+from domain.ledger import Receipt as LedgerReceipt
+from projections.root import OncoLedger
+from projections.tokens import Principal
+
+SOURCE = "api"
+
+_APPEND_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 413, 415, 422)
+_REPLAYED = ResponseSpec(Receipt, description="This event_id was already stored with this body")
+
+
+def _receipt(receipt: LedgerReceipt) -> Response[Receipt]:
+    return Response(Receipt.of(receipt), status_code=201 if receipt.created else 200)
+
+
+class EventController(Controller):
+    path = "/api/v1/patients/{patient_id:str}/events"
+    tags = ("events",)
+    security = SECURITY
+
+    @post(
+        path="/",
+        operation_id="appendEvent",
+        summary="Record one event",
+        description="The body is one event in its flat form, tagged by `type`; the server "
+        "assigns `version`, `recorded_at`, `recorded_by` (the token's name), `source` and the "
+        "hashes. A correction can be sent here too (`event_amended`, `event_retracted`).",
+        status_code=201,
+        sync_to_thread=True,
+        guards=[requires("write")],
+        responses={200: _REPLAYED, **_APPEND_ERRORS},
+    )
+    def append(
+        self,
+        request: Request[Any, Principal, Any],
+        ledger: NamedDependency[OncoLedger],
+        patient_id: PatientIdPath,
+        data: JSONBody[SkipValidation[ev.AnyEvent]],
+        if_match: IfMatch = None,
+    ) -> Response[Receipt]:
+        (receipt,) = ledger.append(
+            patient_id,
+            [data],
+            actor=request.auth.name,
+            source=SOURCE,
+            expected_version=expected_version(if_match),
+        )
+        return _receipt(receipt)
+
+    @post(
+        path="/batch",
+        operation_id="appendEvents",
+        summary="Record several events atomically",
+        description="All the events are stored in one transaction, in the order given, or none "
+        "is: the first refusal is reported and nothing is stored.",
+        status_code=201,
+        sync_to_thread=True,
+        guards=[requires("write")],
+        responses={
+            200: ResponseSpec(Receipts, description="Every event was already stored"),
+            **_APPEND_ERRORS,
+        },
+    )
+    def append_batch(
+        self,
+        request: Request[Any, Principal, Any],
+        ledger: NamedDependency[OncoLedger],
+        patient_id: PatientIdPath,
+        data: JSONBody[SkipValidation[EventBatch]],
+        if_match: IfMatch = None,
+    ) -> Response[Receipts]:
+        batch = decode(data, EventBatch)
+        receipts = ledger.append(
+            patient_id,
+            batch.events,
+            actor=request.auth.name,
+            source=SOURCE,
+            expected_version=expected_version(if_match),
+        )
+        return Response(
+            Receipts(receipts=[Receipt.of(r) for r in receipts]),
+            status_code=201 if any(r.created for r in receipts) else 200,
+        )
+
+    @get(
+        path="/",
+        operation_id="getHistory",
+        summary="The patient's events in stream order",
+        description="Every event with its envelope, as known at `as_of` or up to `upto`.",
+        sync_to_thread=True,
+        guards=[requires("read")],
+        response_headers=read_headers(),
+        responses={
+            304: ResponseSpec(None, description="Unchanged since the ETag sent"),
+            **error_responses(400, 401, 403, 404),
+        },
+    )
+    def history(
+        self,
+        request: Request[Any, Principal, Any],
+        ledger: NamedDependency[OncoLedger],
+        patient_id: PatientIdPath,
+        as_of: AsOf = None,
+        upto: Upto = None,
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[PatientHistory]:
+        def produce() -> PatientHistory:
+            events = ledger.history(patient_id, as_of=utc(as_of), upto=upto)
+            return PatientHistory(patient_id=patient_id, events=events)
+
+        return patient_read(ledger, request, patient_id, "history", if_none_match, produce)
+
+    @post(
+        path="/{event_id:str}/amendments",
+        operation_id="amendEvent",
+        summary="Amend an event",
+        description="`replacement` is the complete corrected body, of the target's type. The "
+        "original stays in the ledger, marked amended; projections count the replacement.",
+        status_code=201,
+        sync_to_thread=True,
+        guards=[requires("write")],
+        responses={200: _REPLAYED, **_APPEND_ERRORS},
+    )
+    def amend(
+        self,
+        request: Request[Any, Principal, Any],
+        ledger: NamedDependency[OncoLedger],
+        patient_id: PatientIdPath,
+        event_id: EventIdPath,
+        data: JSONBody[SkipValidation[Amendment]],
+    ) -> Response[Receipt]:
+        body = decode(data, Amendment)
+        receipt = ledger.amend(
+            patient_id,
+            event_id,
+            body.replacement,
+            reason=body.reason,
+            actor=request.auth.name,
+            source=SOURCE,
+            event_id=body.event_id,
+        )
+        return _receipt(receipt)
+
+    @post(
+        path="/{event_id:str}/retractions",
+        operation_id="retractEvent",
+        summary="Retract an event entered in error",
+        description="The event stays in the ledger, marked retracted; projections leave it out.",
+        status_code=201,
+        sync_to_thread=True,
+        guards=[requires("write")],
+        responses={200: _REPLAYED, **_APPEND_ERRORS},
+    )
+    def retract(
+        self,
+        request: Request[Any, Principal, Any],
+        ledger: NamedDependency[OncoLedger],
+        patient_id: PatientIdPath,
+        event_id: EventIdPath,
+        data: JSONBody[SkipValidation[Retraction]],
+    ) -> Response[Receipt]:
+        body = decode(data, Retraction)
+        receipt = ledger.retract(
+            patient_id,
+            event_id,
+            reason=body.reason,
+            actor=request.auth.name,
+            source=SOURCE,
+            event_id=body.event_id,
+        )
+        return _receipt(receipt)

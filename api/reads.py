@@ -1,0 +1,70 @@
+"""What every read of one patient's clinical data does: ETag, conditional GET, access log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Request, Response
+from litestar.datastructures import ResponseHeader
+
+from api.params import etag, not_modified
+from projections.root import OncoLedger
+from projections.tokens import Principal
+
+_NO_SHARED_CACHE = "private, no-cache"
+
+
+def read_headers() -> list[ResponseHeader]:
+    return [
+        ResponseHeader(
+            name="ETag",
+            documentation_only=True,
+            description='The stream version, e.g. `"7"`: send it as If-Match when appending, '
+            "or as If-None-Match to read again only if something changed",
+        )
+    ]
+
+
+def unchanged(headers: dict[str, str]) -> Response[Any]:
+    """304 Not Modified: the client's copy (its If-None-Match) is current."""
+    return Response(b"", status_code=304, headers=headers)
+
+
+def log_read(
+    ledger: OncoLedger,
+    request: Request[Any, Principal, Any],
+    resource: str,
+    patient_id: str | None = None,
+) -> None:
+    """Record who read what in the access log (SPEC §7 `access-log`)."""
+    ledger.log_access(
+        request.auth.name,
+        channel="api",
+        resource=resource,
+        patient_id=patient_id,
+        address=request.client.host if request.client else None,
+    )
+
+
+def patient_read(
+    ledger: OncoLedger,
+    request: Request[Any, Principal, Any],
+    patient_id: str,
+    resource: str,
+    if_none_match: str | None,
+    produce: Callable[[], Any],
+) -> Response[Any]:
+    """Answer a read of one patient with its ETag, or 304 if the client's copy is current.
+
+    The version is read before the content: the content is then at least as new as its ETag, so
+    a client never holds an ETag that claims a newer state than what it was sent.
+    """
+    version = ledger.version(patient_id)
+    headers = {"ETag": etag(version), "Cache-Control": _NO_SHARED_CACHE}
+    if not_modified(if_none_match, version):
+        log_read(ledger, request, resource, patient_id)
+        return unchanged(headers)
+    content = produce()
+    log_read(ledger, request, resource, patient_id)
+    return Response(content, headers=headers, media_type="application/json")

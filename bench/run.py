@@ -1,0 +1,632 @@
+"""`python -m bench [--quick] [--out FILE]`: build the data, run every workload, write the table.
+
+The full run builds stores of 1k, 10k and 100k patients (about 10k, 100k and 1M events) and
+takes about ten minutes on the 2-core development machine; `--quick` builds two small stores
+and takes under a minute. Every workload runs in a child process of its own, several times,
+with its baseline measured in the same run (see `bench.workloads`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bench import machine, procs, report
+from bench.common import median
+from bench.report import Figure
+from bench.stores import BIG_PATIENT
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    sizes: tuple[int, ...]  # patients per store of the scale curves; the largest is the main one
+    mean_events: int
+    rebuild_reps: tuple[int, ...]  # per size
+    scan_reps: int
+    load_cold: int
+    load_warm: int
+    cohort_rows: int
+    cohort_reps: int
+    append_events: int  # per rep, in-process append curve
+    append_reps: int
+    import_events: int
+    import_reps: int
+    http_patients: int
+    http_clients: int
+    http_events: int  # per rep, API
+    http_reps: int
+    http_shared: bool  # also the 8-shared-patients contention round
+    bare_events: int
+    save_events: int
+
+    @classmethod
+    def full(cls) -> Plan:
+        return cls(
+            name="full",
+            sizes=(1_000, 10_000, 100_000),
+            mean_events=10,
+            rebuild_reps=(3, 3, 1),
+            scan_reps=3,
+            load_cold=10,
+            load_warm=30,
+            cohort_rows=100_000,
+            cohort_reps=15,
+            append_events=300,
+            append_reps=3,
+            import_events=100_000,
+            import_reps=1,
+            http_patients=1024,
+            http_clients=32,
+            http_events=1600,
+            http_reps=3,
+            http_shared=True,
+            bare_events=8000,
+            save_events=3000,
+        )
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(
+            name="quick",
+            sizes=(500, 2_000),
+            mean_events=10,
+            rebuild_reps=(2, 2),
+            scan_reps=3,
+            load_cold=5,
+            load_warm=10,
+            cohort_rows=20_000,
+            cohort_reps=5,
+            append_events=100,
+            append_reps=2,
+            import_events=5_000,
+            import_reps=1,
+            http_patients=256,
+            http_clients=32,
+            http_events=256,
+            http_reps=2,
+            http_shared=False,
+            bare_events=2000,
+            save_events=1000,
+        )
+
+
+@dataclass
+class Bench:
+    plan: Plan
+    work: Path
+    figures: list[Figure] = field(default_factory=list)
+    curves: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    loads: list[float] = field(default_factory=list)  # 1-minute load average at each step
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        self.loads.append(os.getloadavg()[0])
+        elapsed = time.monotonic() - self.started
+        print(f"[{elapsed:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def step(self, name: str, fn: Callable[[], None]) -> None:
+        self.log(name)
+        try:
+            fn()
+        except Exception as exc:  # one failing workload must not lose the others' figures
+            self.log(f"  FAILED: {exc}")
+            traceback.print_exc(file=sys.stderr)
+            first = str(exc).strip().splitlines()
+            self.failures.append(f"{name}: {first[0] if first else type(exc).__name__}")
+
+    def add(self, figure: Figure) -> Figure:
+        self.figures.append(figure)
+        self.log(f"  {figure.label} [{figure.data}]: {figure.display()}")
+        return figure
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        stores: list[dict[str, Any]] = []
+
+        def build() -> None:
+            child = procs.worker(
+                "build",
+                {
+                    "dir": str(self.work),
+                    "sizes": list(self.plan.sizes),
+                    "mean_events": self.plan.mean_events,
+                },
+            )
+            stores.extend(child.result["info"]["stores"])
+            for s in stores:
+                self.notes.append(
+                    f"Store of {s['patients']:,} patients: {s['events']:,} events generated at "
+                    f"{s['generate_rate']:,.0f} events/s ({s['generate_seconds']:.1f} s in all), "
+                    f"plus the {BIG_PATIENT} patient (1,000 events)."
+                )
+
+        self.step("building stores", build)
+        for i, store in enumerate(stores):
+            curve: dict[str, Any] = {"patients": store["patients"], "events": store["events"]}
+            self.curves.append(curve)
+            main = i == len(stores) - 1
+            reps = self.plan.rebuild_reps[i]
+            self.step(
+                f"rebuild over {store['events']:,} events",
+                lambda s=store, c=curve, r=reps, m=main: self.rebuild(s, c, r, m),
+            )
+            self.step(
+                f"cohort on real views of {store['patients']:,} patients",
+                lambda s=store, c=curve: self.cohort_real(s, c),
+            )
+            self.step(
+                f"load in a store of {store['events']:,} events",
+                lambda s=store, c=curve, m=main: self.load(s, c, m),
+            )
+            self.step(
+                f"in-process append, store of {store['events']:,} events",
+                lambda s=store, c=curve: self.append_curve(s, c),
+            )
+        self.step("cohort over synthetic rows", self.cohort_synthetic)
+        self.step("import", self.import_)
+        self.step("append over HTTP", self.http)
+
+    # -- workloads ------------------------------------------------------------------------------
+
+    def rebuild(self, store: dict[str, Any], curve: dict[str, Any], reps: int, main: bool) -> None:
+        data = f"{store['events'] + 1000:,} events, {store['patients'] + 1:,} patients"
+        scan = procs.worker("raw_scan", {"path": store["path"], "reps": self.plan.scan_reps})
+        base = Figure(
+            section="Rebuild all projections",
+            label="raw scan: SELECT over stored_events (sqlite3, 1,000 rows a fetch)",
+            data=data,
+            value=median(scan.result["samples"]["rate"]),
+            unit="events/s",
+            runs=len(scan.result["samples"]["rate"]),
+            rss_kib=scan.max_rss_kib,
+        )
+        child = procs.worker("rebuild", {"path": store["path"], "reps": reps})
+        samples = child.result["samples"]
+        fig = Figure(
+            section="Rebuild all projections",
+            label="views.rebuild()",
+            data=data,
+            value=median(samples["rate"]),
+            unit="events/s",
+            runs=len(samples["rate"]),
+            rss_kib=child.max_rss_kib,
+            baseline=base,
+            target=("≥ 50,000 events/s", 50_000.0),
+            headline=main,
+            extra=f"{median(samples['seconds']):.1f} s per rebuild",
+        )
+        self.add(base)
+        self.add(fig)
+        curve["rebuild_rate"] = fig.value
+        curve["rebuild_seconds"] = median(samples["seconds"])
+        curve["rebuild_rss_kib"] = child.max_rss_kib
+        curve["scan_rate"] = base.value
+
+    def cohort_real(self, store: dict[str, Any], curve: dict[str, Any]) -> None:
+        child = procs.worker("cohort", {"path": store["path"], "reps": self.plan.cohort_reps})
+        samples = child.result["samples"]
+        name = next(k for k in samples if k.startswith("product:"))
+        curve["cohort_ms"] = median(samples[name])
+        curve["cohort_raw_ms"] = median(samples["raw:" + name.split(":", 1)[1]])
+        curve["cohort_worst_ms"] = max(
+            median(v) for k, v in samples.items() if k.startswith("product:")
+        )
+
+    def load(self, store: dict[str, Any], curve: dict[str, Any], main: bool) -> None:
+        data = f"{BIG_PATIENT} (1,000 events) in a store of {store['events'] + 1000:,} events"
+        child = procs.worker(
+            "load",
+            {
+                "path": store["path"],
+                "patient_id": BIG_PATIENT,
+                "cold_reps": self.plan.load_cold,
+                "warm_reps": self.plan.load_warm,
+            },
+        )
+        s = child.result["samples"]
+        curve["load_cold_ms"] = median(s["cold"])
+        curve["load_warm_ms"] = median(s["warm"])
+        if not main:
+            return
+        section = "Load one patient of 1,000 events"
+
+        def fig(label: str, key: str, **kw: Any) -> Figure:
+            return Figure(
+                section=section,
+                label=label,
+                data=data,
+                value=median(s[key]),
+                unit="ms",
+                runs=len(s[key]),
+                rss_kib=child.max_rss_kib,
+                higher_is_better=False,
+                **kw,
+            )
+
+        raw = self.add(fig("raw SQL: sqlite3 SELECT of the patient's stored_events rows", "raw"))
+        self.add(fig("raw SQL + msgspec decode of every row to the event Structs", "raw_decode"))
+        self.add(
+            fig(
+                "plain eventsourcing Aggregate replay (repository.get, default transcoder)",
+                "plain_replay",
+            )
+        )
+        target = ("≤ 5 ms", 5.0)
+        self.add(
+            fig(
+                "Ledger.load, cold (first load on a new Ledger instance)",
+                "cold",
+                baseline=raw,
+                target=target,
+                headline=True,
+                extra=f"new Ledger() itself: {median(s['construct']):.1f} ms",
+            )
+        )
+        self.add(
+            fig(
+                "Ledger.load, warm (same instance, repeated)",
+                "warm",
+                baseline=raw,
+                target=target,
+                headline=True,
+            )
+        )
+        self.add(fig("Ledger.history, warm", "history", baseline=raw, target=target))
+
+    def append_curve(self, store: dict[str, Any], curve: dict[str, Any]) -> None:
+        child = procs.worker(
+            "append_inproc",
+            {
+                "path": store["path"],
+                "reps": self.plan.append_reps,
+                "events_per_rep": self.plan.append_events,
+                "patients": 32,
+            },
+        )
+        curve["append_rate"] = median(child.result["samples"]["rate"])
+        curve["append_ms"] = median(child.result["samples"]["latency_ms"])
+
+    def cohort_synthetic(self) -> None:
+        rows = self.plan.cohort_rows
+        path = str(self.work / "cohort.db")
+        child = procs.worker(
+            "cohort", {"path": path, "reps": self.plan.cohort_reps, "synthetic_rows": rows}
+        )
+        samples, info = child.result["samples"], child.result["info"]
+        data = f"{rows:,} patients (synthetic rows)"
+        first = True
+        for key in samples:
+            if not key.startswith("product:"):
+                continue
+            name = key.split(":", 1)[1]
+            base = self.add(
+                Figure(
+                    section="Cohort query",
+                    label=f"raw SQL, same statements ({name})",
+                    data=data,
+                    value=median(samples["raw:" + name]),
+                    unit="ms",
+                    runs=len(samples["raw:" + name]),
+                    rss_kib=None,
+                    higher_is_better=False,
+                )
+            )
+            self.add(
+                Figure(
+                    section="Cohort query",
+                    label=f"OncoLedger.patients: {name}",
+                    data=data,
+                    value=median(samples[key]),
+                    unit="ms",
+                    runs=len(samples[key]),
+                    rss_kib=child.max_rss_kib,
+                    higher_is_better=False,
+                    baseline=base,
+                    target=("≤ 20 ms", 20.0),
+                    headline=first or median(samples[key]) > 20,
+                    extra=f"{info['totals'][name]:,} matching",
+                )
+            )
+            first = False
+        statements = info["sql"]
+        self.notes.append(
+            "Cohort SQL issued by `OncoLedger.patients` (captured with sqlite3's trace callback, "
+            "replayed verbatim by the baseline): "
+            + " | ".join(f"`{s}`" for s in next(iter(statements.values())))
+        )
+
+    def import_(self) -> None:
+        n = self.plan.import_events
+        file = str(self.work / "import.jsonl")
+        made = procs.worker("write_import_file", {"path": file, "events": n})
+        info = made.result["info"]
+        data = f"{info['events']:,} events, JSONL of {info['bytes'] / 1e6:.1f} MB"
+        rates, rss, via = [], 0, "oncoledger import (CLI subprocess)"
+        for rep in range(self.plan.import_reps):
+            db = str(self.work / f"import-{rep}.db")
+            child = procs.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "from cli.main import main; main()",
+                    "--db",
+                    db,
+                    "--actor",
+                    "bench",
+                    "import",
+                    file,
+                    "--json",
+                ]
+            )
+            stored = None
+            if child.returncode == 0:
+                try:
+                    stored = int(msgspec.json.decode(child.stdout)["stored"])
+                except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+                    stored = None
+            if stored is None:
+                self.notes.append(
+                    f"`oncoledger import` did not run (exit {child.returncode}: "
+                    f"{child.stderr.strip().splitlines()[-1:] or ''}); measured "
+                    "`OncoLedger.import_lines` in-process instead."
+                )
+                via = "OncoLedger.import_lines (in-process; the CLI did not run)"
+                fallback = procs.worker("import_inproc", {"path": db + ".inproc", "file": file})
+                rates.append(fallback.result["samples"]["rate"][0])
+                rss = max(rss, fallback.max_rss_kib)
+            else:
+                rates.append(stored / child.seconds)
+                rss = max(rss, child.max_rss_kib)
+        base_child = procs.worker(
+            "batch_append", {"path": str(self.work / "import-base.db"), "file": file}
+        )
+        base = self.add(
+            Figure(
+                section="Import",
+                label="one Ledger.append per patient with all its events (no views)",
+                data=data,
+                value=base_child.result["samples"]["rate"][0],
+                unit="events/s",
+                runs=1,
+                rss_kib=base_child.max_rss_kib,
+            )
+        )
+        self.add(
+            Figure(
+                section="Import",
+                label=via,
+                data=data,
+                value=median(rates),
+                unit="events/s",
+                runs=len(rates),
+                rss_kib=rss,
+                baseline=base,
+                headline=True,
+                extra="wall time of the whole command, interpreter start and final catch-up "
+                "included",
+            )
+        )
+
+    def http(self) -> None:
+        plan = self.plan
+        path = str(self.work / "http.db")
+        built = procs.worker(
+            "build_http_store",
+            {"path": path, "patients": plan.http_patients, "mean_events": plan.mean_events},
+        )
+        info = built.result["info"]
+        data = (
+            f"{plan.http_clients} clients, {plan.http_patients:,} patients "
+            f"({info['events']:,} events) in follow-up"
+        )
+        section = "Append over HTTP"
+
+        def load_round(url: str, events: int, **extra: Any) -> dict[str, Any]:
+            args = {
+                "url": url,
+                "token": info["token"],
+                "clients": plan.http_clients,
+                "patients": info["patients"],
+                "events": events,
+            } | extra
+            child = procs.run(
+                [sys.executable, "-m", "bench.httpclient", msgspec.json.encode(args).decode()]
+            )
+            if child.returncode != 0:
+                raise procs.ChildFailed(f"load generator failed:\n{child.stderr[-2000:]}")
+            result: dict[str, Any] = msgspec.json.decode(child.stdout.strip().splitlines()[-1])
+            if result["stored"] < result["requests"]:
+                self.notes.append(f"{section}: non-2xx answers {result['statuses']}")
+            return result
+
+        save = procs.worker(
+            "save_loop",
+            {
+                "path": str(self.work / "plain-save.db"),
+                "reps": 3,
+                "events_per_rep": plan.save_events,
+                "patients": plan.http_patients,
+            },
+        )
+        save_fig = self.add(
+            Figure(
+                section=section,
+                label="library save() loop in-process: plain Aggregate + Application, "
+                "1 event per save, 1 thread",
+                data=f"{plan.http_patients:,} aggregates, SQLite",
+                value=median(save.result["samples"]["rate"]),
+                unit="events/s",
+                runs=3,
+                rss_kib=save.max_rss_kib,
+            )
+        )
+        with procs.Server("bench.apps:create_bare_app") as bare:
+            rounds = [load_round(bare.url, plan.bare_events) for _ in range(3)]
+        bare_fig = self.add(
+            Figure(
+                section=section,
+                label="bare Litestar endpoint that stores nothing (same server, same client)",
+                data=data,
+                value=median([r["rate"] for r in rounds]),
+                unit="events/s",
+                runs=len(rounds),
+                rss_kib=bare.max_rss_kib,
+                extra=f"p50 {median([r['p50_ms'] for r in rounds]):.1f} ms",
+            )
+        )
+        inproc = procs.worker(
+            "append_inproc",
+            {
+                "path": path,
+                "reps": plan.append_reps,
+                "events_per_rep": plan.append_events,
+                "patients": 32,
+            },
+        )
+        self.add(
+            Figure(
+                section=section,
+                label="OncoLedger.append in-process (no HTTP), 1 thread",
+                data=f"{plan.http_patients:,} patients in follow-up",
+                value=median(inproc.result["samples"]["rate"]),
+                unit="events/s",
+                runs=plan.append_reps,
+                rss_kib=inproc.max_rss_kib,
+                baseline=save_fig,
+                extra=f"p50 {median(inproc.result['samples']['latency_ms']):.1f} ms per append",
+            )
+        )
+        env = {"ONCOLEDGER_DB": path}
+        with procs.Server("api.app:create_app", env) as api:
+            rounds = [load_round(api.url, plan.http_events) for _ in range(plan.http_reps)]
+            shared = None
+            if plan.http_shared:
+                shared = load_round(
+                    api.url, plan.http_events // 2, shared=True, patients=info["patients"][:8]
+                )
+        api_rss = api.max_rss_kib
+        value = median([r["rate"] for r in rounds])
+        latency = (
+            f"p50 {median([r['p50_ms'] for r in rounds]):.0f} ms, "
+            f"p99 {median([r['p99_ms'] for r in rounds]):.0f} ms"
+        )
+        self.add(
+            Figure(
+                section=section,
+                label="OncoLedger API: POST /api/v1/patients/{id}/events, each client its own "
+                "patients",
+                data=data,
+                value=value,
+                unit="events/s",
+                runs=len(rounds),
+                rss_kib=api_rss,
+                baseline=save_fig,
+                target=("≥ 1,500 events/s and ≥ 0.5\u00d7 save()", 1500.0),
+                ratio_target=0.5,
+                headline=True,
+                extra=latency,
+            )
+        )
+        self.add(
+            Figure(
+                section=section,
+                label="OncoLedger API, same, against the bare endpoint",
+                data=data,
+                value=value,
+                unit="events/s",
+                runs=len(rounds),
+                rss_kib=api_rss,
+                baseline=bare_fig,
+            )
+        )
+        if shared is None:
+            return
+        self.add(
+            Figure(
+                section=section,
+                label="OncoLedger API, all clients on 8 shared patients (write contention)",
+                data=data.replace(f"{plan.http_patients:,} patients", "8 patients"),
+                value=shared["rate"],
+                unit="events/s",
+                runs=1,
+                rss_kib=api_rss,
+                baseline=save_fig,
+                extra=f"p50 {shared['p50_ms']:.0f} ms, p99 {shared['p99_ms']:.0f} ms, "
+                f"answers {shared['statuses']}",
+            )
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument("--quick", action="store_true", help="two small stores, under a minute")
+    parser.add_argument(
+        "--out",
+        help="Markdown file to write (default: BENCHMARKS.md for a full run; a quick run prints "
+        "to stdout unless --out is given)",
+    )
+    parser.add_argument("--workdir", help="where stores are built (default: a temporary dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    plan = Plan.quick() if args.quick else Plan.full()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="oncoledger-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    command = "python -m bench" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
+    bench = Bench(plan, work)
+    bench.log(f"{plan.name} run in {work}")
+    started = datetime.now(UTC)
+    try:
+        bench.run()
+    finally:
+        if not args.keep and not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    seconds = time.monotonic() - bench.started
+    text = report.render(
+        plan_name=plan.name,
+        command=command,
+        started=started,
+        seconds=seconds,
+        machine=machine.describe(procs.ROOT)
+        | {
+            "Load average (1 min) during the run": f"{min(bench.loads):.1f} to "
+            f"{max(bench.loads):.1f} (2 cores; other processes shared the machine when above ~1)"
+        },
+        figures=bench.figures,
+        curves=bench.curves,
+        notes=bench.notes,
+        failures=bench.failures,
+        quick=args.quick,
+    )
+    out = args.out or (None if args.quick else "BENCHMARKS.md")
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        path = Path(out)
+        path.write_text(report.keep_notes(text, path))
+        bench.log(f"wrote {path}")
+    bench.log(f"done in {seconds:.0f} s")

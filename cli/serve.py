@@ -1,0 +1,149 @@
+"""`oncoledger serve` (the REST API on uvicorn) and `oncoledger token create|list|revoke`.
+
+Both use the main group's session (`ctx.obj`: the store from `--db` / ONCOLEDGER_DATABASE_URL);
+run on their own they read the store from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from cli import render
+from cli.params import json_option
+from domain.ledger import StoreConfig
+from projections.root import OncoLedger
+from projections.tokens import ROLES
+
+APP_FACTORY = "api.app:create_app"
+FIRST_TOKEN_NAME = "demo-admin"
+
+
+def _config(ctx: click.Context) -> StoreConfig:
+    config = getattr(ctx.find_root().obj, "config", None)
+    return config if isinstance(config, StoreConfig) else StoreConfig.from_env()
+
+
+def _ledger(ctx: click.Context) -> OncoLedger:
+    session = ctx.find_root().obj
+    if hasattr(session, "open"):
+        ledger: OncoLedger = session.open()
+        return ledger
+    return ctx.with_resource(OncoLedger(_config(ctx)))
+
+
+def store_environment(config: StoreConfig) -> dict[str, str | None]:
+    """The environment that makes `StoreConfig.from_env()` in a worker process name `config`."""
+    return {
+        "ONCOLEDGER_DB": os.path.abspath(config.sqlite_path) if config.sqlite_path else None,
+        "ONCOLEDGER_DATABASE_URL": config.database_url,
+        "ONCOLEDGER_DATABASE_SCHEMA": config.schema,
+        "ONCOLEDGER_CIPHER_KEY": config.cipher_key,
+    }
+
+
+def base_url(host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes (each opens the store).",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve the REST API; OpenAPI docs at http://HOST:PORT/schema.
+
+    On a ledger that has never had an API token, an admin token named `demo-admin` is made
+    and printed once, to try the API with; revoke it with `oncoledger token revoke demo-admin`.
+    """
+    import uvicorn
+
+    config = _config(ctx)
+    with OncoLedger(config) as ledger:
+        first = ledger.tokens.create_first(FIRST_TOKEN_NAME, "admin")
+    url = base_url(host, port)
+    if first is not None:
+        click.echo(
+            f"No API token existed, so an admin token named {FIRST_TOKEN_NAME!r} was made.\n"
+            "It is shown only now; keep it, or revoke it with "
+            f"`oncoledger token revoke {FIRST_TOKEN_NAME}`:\n\n"
+            f"    {first}\n\n"
+            f"Try:  curl -H 'Authorization: Bearer {first}' {url}/api/v1/patients\n"
+        )
+    click.echo(f"OncoLedger API docs: {url}/schema")
+    for name, value in store_environment(config).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers)
+
+
+@click.group()
+def token() -> None:
+    """Make, list and revoke API tokens (the secret is shown once and stored hashed)."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(ROLES),
+    help="reader: clinical reads; clinician: + record and correct; auditor: + verify and "
+    "audit; admin: everything.",
+)
+@json_option
+@click.pass_context
+def token_create(ctx: click.Context, name: str, role: str, as_json: bool) -> None:
+    """Make a token for NAME (recorded as the actor of what it appends); print its secret."""
+    secret = _ledger(ctx).tokens.create(name, role)
+    if as_json:
+        render.emit_json({"name": name, "role": role, "token": secret})
+        return
+    click.echo(secret)
+    click.echo(
+        f"Token {name!r} ({role}) made. The secret above is shown only now: store it safely.",
+        err=True,
+    )
+
+
+@token.command("list")
+@json_option
+@click.pass_context
+def token_list(ctx: click.Context, as_json: bool) -> None:
+    """Every token, active and revoked (never the secrets)."""
+    tokens = _ledger(ctx).tokens.list()
+    if as_json:
+        render.emit_json({"tokens": tokens})
+        return
+    rows: list[list[Any]] = [
+        [t.name, t.role, t.key_id, t.created_at, t.revoked_at or "active"] for t in tokens
+    ]
+    render.show(render.table(None, ["name", "role", "key id", "created", "revoked"], rows))
+
+
+@token.command("revoke")
+@click.argument("name")
+@json_option
+@click.pass_context
+def token_revoke(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Revoke NAME's active token: it stops working at once."""
+    info = _ledger(ctx).tokens.revoke(name)
+    if as_json:
+        render.emit_json(info)
+        return
+    click.echo(f"token {info.name!r} ({info.role}) revoked")
