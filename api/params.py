@@ -23,7 +23,6 @@ MAX_BIGINT = 2**63 - 1
 PatientIdPath = Annotated[
     str,
     PathParameter(
-        title="patient_id",
         description="Pseudonymous patient id: 1-64 of A-Z a-z 0-9 . _ -",
         pattern=PATIENT_ID_PATTERN,
     ),

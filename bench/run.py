@@ -17,7 +17,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ class Plan:
             name="full",
             sizes=(1_000, 10_000, 100_000),
             mean_events=10,
-            rebuild_reps=(3, 3, 1),
+            rebuild_reps=(3, 2, 1),
             scan_reps=3,
             load_cold=10,
             load_warm=30,
@@ -161,7 +161,10 @@ class Bench:
 
         self.step("building stores", build)
         for i, store in enumerate(stores):
-            curve: dict[str, Any] = {"patients": store["patients"], "events": store["events"]}
+            curve: dict[str, Any] = {
+                "patients": store["patients"] + 1,  # with the 1,000-event patient
+                "events": store["events"] + 1000,
+            }
             self.curves.append(curve)
             main = i == len(stores) - 1
             reps = self.plan.rebuild_reps[i]
@@ -586,6 +589,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Markdown file to write (default: BENCHMARKS.md for a full run; a quick run prints "
         "to stdout unless --out is given)",
     )
+    parser.add_argument(
+        "--sizes",
+        help="patients per store of the scale curves, comma-separated (largest = main store; "
+        "default 1000,10000,100000, quick 500,2000)",
+    )
+    parser.add_argument("--import-events", type=int, help="events in the import file")
     parser.add_argument("--workdir", help="where stores are built (default: a temporary dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     return parser.parse_args(argv)
@@ -594,6 +603,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     plan = Plan.quick() if args.quick else Plan.full()
+    if args.sizes:
+        sizes = tuple(sorted(int(x) for x in args.sizes.split(",")))
+        first, last = plan.rebuild_reps[0], plan.rebuild_reps[-1]
+        plan = replace(plan, sizes=sizes, rebuild_reps=(first,) * (len(sizes) - 1) + (last,))
+    if args.import_events:
+        plan = replace(plan, import_events=args.import_events)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="oncoledger-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     command = "python -m bench" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")

@@ -122,9 +122,8 @@ def write_import_file(path: str, n_events: int, mean_events: int = 10) -> int:
     written = 0
     encoder = msgspec.json.Encoder()
     with open(path, "wb") as out:
-        for _pid, bodies in synth.cohort(
-            n_events // mean_events + 10, mean_events, seed=11, prefix="IMP"
-        ):
+        # More patients than needed: the generator is lazy and stops at n_events.
+        for _pid, bodies in synth.cohort(n_events, mean_events, seed=11, prefix="IMP"):
             for body in bodies[: n_events - written]:
                 out.write(encoder.encode(body) + b"\n")
                 written += 1

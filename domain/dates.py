@@ -11,6 +11,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 PARTIAL_DATE_PATTERN = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 _PARTIAL_DATE = re.compile(PARTIAL_DATE_PATTERN)
@@ -85,6 +86,12 @@ class PartialDate:
         return f"{self.year:04d}"
 
 
+@lru_cache(maxsize=65_536)
+def parse(text: str) -> PartialDate:
+    """`PartialDate.parse`, remembered: read models parse the same few dates over and over."""
+    return PartialDate.parse(text)
+
+
 def sort_key(text: str) -> date:
     """Partial dates sort by their earliest instant."""
-    return PartialDate.parse(text).earliest
+    return parse(text).earliest

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +21,12 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
 
 from domain import events as ev
 from domain.errors import Conflict, NotFound, StaleVersion, ValidationFailed
@@ -102,6 +109,37 @@ def _receipt(entry: ev.AnyEvent, created: bool) -> Receipt:
     return Receipt(entry.event_id, entry.version, entry.recorded_at, entry.hash, created)
 
 
+class _Streams:
+    """Patients this process has loaded, and a lock per patient (striped).
+
+    Writers to one patient in this process queue on its lock instead of racing each other, and
+    a cached patient is brought up to date with only the events stored since (by any process).
+    A patient is taken out of the cache while a command works on it and put back only after a
+    successful save, so a refused or failed command never leaves half-applied state behind.
+    """
+
+    STRIPES = 256
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._locks = [threading.Lock() for _ in range(self.STRIPES)]
+        self._guard = threading.Lock()
+        self._patients: OrderedDict[str, Patient] = OrderedDict()
+        self._maxsize = maxsize
+
+    def lock(self, patient_id: str) -> threading.Lock:
+        return self._locks[hash(patient_id) % self.STRIPES]
+
+    def take(self, patient_id: str) -> Patient | None:
+        with self._guard:
+            return self._patients.pop(patient_id, None)
+
+    def put(self, patient: Patient) -> None:
+        with self._guard:
+            self._patients[patient.id] = patient
+            while len(self._patients) > self._maxsize:
+                self._patients.popitem(last=False)
+
+
 class Ledger(Application[str]):
     """The clinical event ledger: patients' streams in one event store."""
 
@@ -111,7 +149,17 @@ class Ledger(Application[str]):
         self.config = config or StoreConfig.from_env()
         # Looks an event id up across all streams (the read side's index); None when unknown.
         self.locate_event: Callable[[UUID], str | None] = lambda _event_id: None
-        super().__init__(env=self.config.library_env())
+        self._streams = _Streams()
+        for attempt in range(5):
+            try:
+                super().__init__(env=self.config.library_env())
+                break
+            except PersistenceError:
+                # Two processes creating the tables at once can collide in PostgreSQL's
+                # catalogue ("tuple concurrently updated"); the second try finds them made.
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
 
     def construct_mapper(self) -> LedgerMapper:
         return LedgerMapper(cipher=self.factory.cipher(), compressor=self.factory.compressor())
@@ -126,8 +174,10 @@ class Ledger(Application[str]):
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
         return patient
 
-    def _entries(self, patient_id: str, *, upto: int | None = None) -> Iterator[ev.AnyEvent]:
-        for event in self.events.get(patient_id, lte=upto):
+    def _entries(
+        self, patient_id: str, *, upto: int | None = None, after: int | None = None
+    ) -> Iterator[ev.AnyEvent]:
+        for event in self.events.get(patient_id, gt=after or None, lte=upto):
             yield cast(Recorded, event).entry
 
     def version(self, patient_id: str) -> int:
@@ -146,6 +196,8 @@ class Ledger(Application[str]):
         if not entries:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
         if as_of is not None:
+            if as_of.tzinfo is None:
+                as_of = as_of.replace(tzinfo=UTC)  # a timestamp without a zone is UTC
             entries = [e for e in entries if e.recorded_at and e.recorded_at <= as_of]
         return entries
 
@@ -227,36 +279,42 @@ class Ledger(Application[str]):
         if not entries:
             raise ValidationFailed("nothing to append: the batch is empty", field="events")
         self._check_ids_unused_elsewhere(patient_id, entries)
-        for attempt in range(MAX_ATTEMPTS):
-            patient = Patient(patient_id)
-            for entry in self._entries(patient_id):
-                patient.apply(entry)
-            if expected_version is not None and patient.version != expected_version:
-                raise StaleVersion(
-                    f"patient {patient_id} is at version {patient.version}, "
-                    f"not the expected {expected_version}",
-                    field="If-Match",
-                    rule="expected_version",
-                )
-            now = datetime.now(UTC)  # one transaction, one transaction time for the batch
-            receipts = [
-                _receipt(*patient.record(entry, actor=actor, source=source, now=now))
-                for entry in entries
-            ]
-            if not any(r.created for r in receipts):
-                return receipts
-            try:
-                self.save(patient)
-            except (IntegrityError, OperationalError) as exc:
-                if expected_version is not None and isinstance(exc, IntegrityError):
+        with self._streams.lock(patient_id):
+            for attempt in range(MAX_ATTEMPTS):
+                patient = self._streams.take(patient_id) or Patient(patient_id)
+                for entry in self._entries(patient_id, after=patient.version):
+                    patient.apply(entry)
+                loaded = patient.version
+                now = datetime.now(UTC)  # one transaction, one transaction time for the batch
+                receipts = [
+                    _receipt(*patient.record(entry, actor=actor, source=source, now=now))
+                    for entry in entries
+                ]
+                if not any(r.created for r in receipts):
+                    # A retry of what is already stored answers as the first time did.
+                    self._streams.put(patient)
+                    return receipts
+                if expected_version is not None and loaded != expected_version:
                     raise StaleVersion(
-                        f"patient {patient_id} moved on while this was being recorded",
+                        f"patient {patient_id} is at version {loaded}, "
+                        f"not the expected {expected_version}",
                         field="If-Match",
                         rule="expected_version",
-                    ) from exc
-                time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
-                continue
-            return receipts
+                    )
+                try:
+                    self.save(patient)
+                except (IntegrityError, OperationalError) as exc:
+                    # Another process took these versions: start again from the store.
+                    if expected_version is not None and isinstance(exc, IntegrityError):
+                        raise StaleVersion(
+                            f"patient {patient_id} moved on while this was being recorded",
+                            field="If-Match",
+                            rule="expected_version",
+                        ) from exc
+                    time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+                    continue
+                self._streams.put(patient)
+                return receipts
         raise Conflict(
             f"patient {patient_id} is being written too busily; nothing was recorded, try again",
             field="patient_id",

@@ -20,7 +20,7 @@ from uuid import UUID
 import msgspec
 
 from domain import events as ev
-from domain.dates import PartialDate
+from domain.dates import parse as parse_date
 from domain.errors import ValidationFailed
 from domain.staging import stage_rank
 from projections.effective import in_force, of_type
@@ -240,4 +240,4 @@ def _round(value: Fraction | float, digits: int) -> float:
 
 
 def _day(occurred: str) -> date:
-    return PartialDate.parse(occurred).imputed
+    return parse_date(occurred).imputed

@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 from uuid import UUID
 
 from domain import events as ev
-from domain.dates import PartialDate
+from domain.dates import PartialDate, parse
 
 T = TypeVar("T", bound=ev.Event)
 Status = Literal["active", "amended", "retracted"]
@@ -47,7 +47,7 @@ class Item:
 
     @property
     def occurred(self) -> PartialDate:
-        return PartialDate.parse(self.body.occurred)
+        return parse(self.body.occurred)
 
     @property
     def day(self) -> date:

@@ -71,20 +71,23 @@ class PatientPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def cohort_row(patient_id: str, history: History) -> PatientRow:
-    registration = next((e for e in history if isinstance(e, ev.PatientRegistered)), None)
-    # The registration in force (an amendment may have corrected sex or birth year).
-    for e in history:
-        if (
-            isinstance(e, ev.EventAmended)
-            and registration is not None
-            and e.target_event_id == registration.event_id
-            and isinstance(e.replacement, ev.PatientRegistered)
-        ):
-            registration = e.replacement
+    return project(patient_id, history)[1]
+
+
+def project(patient_id: str, history: History) -> tuple[dict[str, msgspec.Struct], PatientRow]:
+    """Every stored read model of one patient, each computed once, and its cohort row."""
     stage = compute_stage(patient_id, history)
-    ctc = compute_ctc(patient_id, history, rule="ge1")
+    ctc = compute_ctc(patient_id, history, rule=STORED_CTC_RULE)
     survival = compute_survival(patient_id, history)
-    return PatientRow(
+    views: dict[str, msgspec.Struct] = {
+        "timeline": compute_timeline(patient_id, history),
+        "stage": stage,
+        "ctc": ctc,
+        "response": compute_response(patient_id, history),
+        "survival": survival,
+    }
+    registration = _registration_in_force(history)
+    row = PatientRow(
         patient_id=patient_id,
         sex=registration.sex if registration else None,
         birth_year=registration.birth_year if registration else None,
@@ -99,6 +102,21 @@ def cohort_row(patient_id: str, history: History) -> PatientRow:
         events=len(history),
         last_recorded_at=history[-1].recorded_at if history else None,
     )
+    return views, row
+
+
+def _registration_in_force(history: History) -> ev.PatientRegistered | None:
+    registration = next((e for e in history if isinstance(e, ev.PatientRegistered)), None)
+    # An amendment may have corrected sex or birth year.
+    for e in history:
+        if (
+            isinstance(e, ev.EventAmended)
+            and registration is not None
+            and e.target_event_id == registration.event_id
+            and isinstance(e.replacement, ev.PatientRegistered)
+        ):
+            registration = e.replacement
+    return registration
 
 
 class ReplayStep(msgspec.Struct, frozen=True, kw_only=True):

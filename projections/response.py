@@ -30,7 +30,7 @@ from uuid import UUID
 from msgspec import Struct
 
 from domain import events as ev
-from domain.dates import PartialDate
+from domain.dates import parse as parse_date
 from projections.effective import Item, in_force, of_type
 
 Category = Literal["CR", "PR", "SD", "PD", "NE"]
@@ -123,7 +123,7 @@ def compute_response(patient_id: str, history: Sequence[ev.AnyEvent]) -> Respons
         assessments.append(
             ResponseAssessment(
                 occurred=point.occurred,
-                approximate=not PartialDate.parse(point.occurred).is_exact,
+                approximate=not parse_date(point.occurred).is_exact,
                 event_ids=point.event_ids,
                 sum_mm=float(total),
                 change_from_baseline_pct=from_baseline,

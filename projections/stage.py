@@ -20,7 +20,7 @@ from uuid import UUID
 import msgspec
 
 from domain import events as ev
-from domain.dates import PartialDate
+from domain.dates import parse as parse_date
 from domain.staging import UNKNOWN, compare_groups, stage_group
 from projections.effective import Item, in_force, of_type
 
@@ -83,7 +83,7 @@ def group_in_force_on(assessments: Sequence[Assessment], day: date) -> Assessmen
     """The latest assessment on or before `day` by imputed date (ties: the later one listed)."""
     found: tuple[date, int, Assessment] | None = None
     for index, assessment in enumerate(assessments):
-        on = PartialDate.parse(assessment.occurred).imputed
+        on = parse_date(assessment.occurred).imputed
         if on <= day and (found is None or (on, index) >= found[:2]):
             found = (on, index, assessment)
     return None if found is None else found[2]
@@ -95,9 +95,9 @@ def _at_diagnosis(
     if not assessments:
         return None
     if diagnoses:
-        diagnosed = PartialDate.parse(diagnoses[0].occurred).earliest
+        diagnosed = parse_date(diagnoses[0].occurred).earliest
         for assessment in assessments:
-            if PartialDate.parse(assessment.occurred).latest >= diagnosed:
+            if parse_date(assessment.occurred).latest >= diagnosed:
                 return assessment
     return assessments[0]
 

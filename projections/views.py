@@ -72,7 +72,6 @@ SCHEMA = (
 )
 DROP = ("ol_patients", "ol_docs", "ol_events", "ol_tracking")
 
-STORED_VIEWS = ("timeline", "stage", "ctc", "response", "survival")
 PATIENT_COLUMNS = tuple(readmodels.PatientRow.__struct_fields__)
 _EQUALITY_FILTERS = (
     "sex",
@@ -202,22 +201,12 @@ class Views:
             "SELECT body FROM ol_events WHERE patient_id = ? ORDER BY version", (patient_id,)
         )
         history = [_entry_decoder.decode(row[0]) for row in cur.fetchall()]
-        docs = [
-            (
-                patient_id,
-                view,
-                _json.encode(
-                    readmodels.compute(view, patient_id, history, rule=readmodels.STORED_CTC_RULE)
-                ).decode(),
-            )
-            for view in STORED_VIEWS
-        ]
+        views, row = readmodels.project(patient_id, history)
         cur.executemany(
             "INSERT INTO ol_docs (patient_id, view, doc) VALUES (?, ?, ?) "
             "ON CONFLICT (patient_id, view) DO UPDATE SET doc = excluded.doc",
-            docs,
+            [(patient_id, name, _json.encode(doc).decode()) for name, doc in views.items()],
         )
-        row = readmodels.cohort_row(patient_id, history)
         values = [getattr(row, col) for col in PATIENT_COLUMNS]
         values[PATIENT_COLUMNS.index("last_recorded_at")] = _iso(row.last_recorded_at)
         updates = ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLUMNS[1:])

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import serve as serve_module
+from cli.main import cli
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from domain.ledger import StoreConfig
 from projections.root import OncoLedger
@@ -97,13 +98,6 @@ def test_roles_follow_spec_section_8() -> None:
 
 class Cli:
     def __init__(self, config: StoreConfig) -> None:
-        from cli.main import cli
-
-        # Registered here until the main group registers them itself.
-        for command in (serve_module.serve, serve_module.token):
-            if command.name not in cli.commands:
-                cli.add_command(command)
-        self.cli = cli
         self.config = config
         self.env = {
             "ONCOLEDGER_DATABASE_URL": config.database_url,
@@ -112,7 +106,7 @@ class Cli:
 
     def __call__(self, *args: str, code: int = 0) -> Result:
         db = self.config.sqlite_path or "unused.db"
-        result = CliRunner().invoke(self.cli, ["--db", db, *args], env=self.env)
+        result = CliRunner().invoke(cli, ["--db", db, *args], env=self.env)
         assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
         return result
 

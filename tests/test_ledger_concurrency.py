@@ -11,6 +11,7 @@ here is 8 x 40; set ONCOLEDGER_TEST_EVENTS_PER_THREAD=200 for the full run.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -95,7 +96,11 @@ def run_together(count: int, work: Callable[[int], Any]) -> Outcome:
 
 def hold_saves_until(ledger: Ledger, monkeypatch: pytest.MonkeyPatch, writers: int) -> None:
     """Make each new writer thread's first save wait until `writers` threads are about to save: all
-    of them have loaded the same version, so every one but the first save must lose the race."""
+    of them have loaded the same version, so every one but the first save must lose the race.
+
+    The ledger queues writers of one process on a per-patient lock; lifting that lock here makes
+    the threads behave like separate processes, which is the race the store itself must settle."""
+    monkeypatch.setattr(ledger._streams, "lock", lambda _patient_id: contextlib.nullcontext())
     save = ledger.save
     gate = threading.Barrier(writers)
     seen = threading.local()
