@@ -23,6 +23,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
 
+from api.audit import AuditController
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
 from api.integrity import IntegrityController
@@ -121,6 +122,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             EventController,
             ViewController,
             IntegrityController,
+            AuditController,
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},

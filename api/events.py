@@ -166,6 +166,7 @@ class EventController(Controller):
         patient_id: PatientIdPath,
         event_id: EventIdPath,
         data: JSONBody[SkipValidation[Amendment]],
+        if_match: IfMatch = None,
     ) -> Response[Receipt]:
         body = decode(data, Amendment)
         receipt = ledger.amend(
@@ -176,6 +177,7 @@ class EventController(Controller):
             actor=request.auth.name,
             source=SOURCE,
             event_id=body.event_id,
+            expected_version=expected_version(if_match),
         )
         return _receipt(receipt)
 
@@ -196,6 +198,7 @@ class EventController(Controller):
         patient_id: PatientIdPath,
         event_id: EventIdPath,
         data: JSONBody[SkipValidation[Retraction]],
+        if_match: IfMatch = None,
     ) -> Response[Receipt]:
         body = decode(data, Retraction)
         receipt = ledger.retract(
@@ -205,5 +208,6 @@ class EventController(Controller):
             actor=request.auth.name,
             source=SOURCE,
             event_id=body.event_id,
+            expected_version=expected_version(if_match),
         )
         return _receipt(receipt)

@@ -192,6 +192,10 @@ class Ledger(Application[str]):
         self, patient_id: str, *, as_of: datetime | None = None, upto: int | None = None
     ) -> list[ev.AnyEvent]:
         """Every event of a patient in stream order, as known at `as_of` / up to `upto`."""
+        if upto is not None and not 0 <= upto < 2**63:
+            raise ValidationFailed(
+                "`upto` must be a version from 0 to 2^63-1", field="upto", rule="range"
+            )
         entries = list(self._entries(patient_id, upto=upto))
         if not entries:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")

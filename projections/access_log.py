@@ -123,12 +123,18 @@ def instant(value: datetime | date | str, *, end: bool = False, field: str = "si
         return day + timedelta(days=1, microseconds=-1) if end else day
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValidationFailed(
+            f"{value.isoformat()} is outside the years 1-9999 in UTC", field=field, rule="timestamp"
+        ) from exc
 
 
 def iso_utc(value: datetime) -> str:
     """Fixed width, so stored timestamps compare as text: 2024-05-01T12:00:00.000000Z."""
-    return instant(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = instant(value)
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")
 
 
 # -- the log ----------------------------------------------------------------------------------

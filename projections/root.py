@@ -108,6 +108,7 @@ class OncoLedger:
         actor: str,
         source: str,
         event_id: UUID | None = None,
+        expected_version: int | None = None,
     ) -> Receipt:
         body: dict[str, Any] = {
             "type": "event_amended",
@@ -122,7 +123,9 @@ class OncoLedger:
         }
         if event_id is not None:
             body["event_id"] = str(event_id)
-        return self.append(patient_id, [body], actor=actor, source=source)[0]
+        return self.append(
+            patient_id, [body], actor=actor, source=source, expected_version=expected_version
+        )[0]
 
     def retract(
         self,
@@ -133,6 +136,7 @@ class OncoLedger:
         actor: str,
         source: str,
         event_id: UUID | None = None,
+        expected_version: int | None = None,
     ) -> Receipt:
         body: dict[str, Any] = {
             "type": "event_retracted",
@@ -142,7 +146,9 @@ class OncoLedger:
         }
         if event_id is not None:
             body["event_id"] = str(event_id)
-        return self.append(patient_id, [body], actor=actor, source=source)[0]
+        return self.append(
+            patient_id, [body], actor=actor, source=source, expected_version=expected_version
+        )[0]
 
     def import_lines(
         self,

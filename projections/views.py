@@ -20,6 +20,7 @@ from domain import events as ev
 from domain.errors import NotFound, ValidationFailed
 from domain.ledger import Ledger, StoreConfig
 from projections import readmodels
+from projections.access_log import iso_utc
 from projections.db import Cursor, PostgresDb, SqliteDb, open_db
 
 TRACKING_NAME = "views"
@@ -304,11 +305,15 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
             continue
         if key in _EQUALITY_FILTERS:
             values = value if isinstance(value, list | tuple) else [value]
+            if any("\x00" in str(v) for v in values):
+                raise ValidationFailed(f"`{key}` contains a NUL character", field=key, rule="text")
             clauses.append(f"{key} IN ({', '.join('?' for _ in values)})")
             params.extend(values)
             continue
         column, _, bound = key.rpartition("_")
         if column in _RANGE_FILTERS and bound in ("min", "max"):
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise ValidationFailed(f"`{key}` is out of range", field=key, rule="range")
             clauses.append(f"{column} {'>=' if bound == 'min' else '<='} ?")
             params.append(_iso(value) if isinstance(value, datetime) else value)
             continue
@@ -348,6 +353,5 @@ def _patient_row(row: Sequence[Any]) -> readmodels.PatientRow:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat().replace("+00:00", "Z")
+    """Fixed-width UTC text, so stored instants compare correctly as strings."""
+    return None if value is None else iso_utc(value)
