@@ -138,6 +138,10 @@ class PatientController(Controller):
         cursor: Annotated[
             str | None, QueryParameter(description="`next_cursor` of the previous page")
         ] = None,
+        count: Annotated[
+            bool,
+            QueryParameter(description="Also count every matching row into `total` (slower)"),
+        ] = False,
     ) -> PatientPage:
         filters: dict[str, Any] = {
             "sex": sex,
@@ -163,6 +167,7 @@ class PatientController(Controller):
             sort=sort,
             limit=limit,
             cursor=cursor,
+            count=count,
         )
         log_read(ledger, request, "patients")
         return page

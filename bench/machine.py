@@ -58,10 +58,13 @@ def git_revision(root: Path) -> str:
             capture_output=True,
             text=True,
             check=True,
-        ).stdout.strip()
+        ).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return f"{rev}{' (uncommitted changes)' if dirty else ''}"
+    changed = sorted({line[3:] for line in dirty if not line[3:].startswith("bench/")})
+    if not changed:
+        return rev
+    return f"{rev}, with uncommitted changes to {', '.join(changed)}"
 
 
 def describe(root: Path) -> dict[str, str]:

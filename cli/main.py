@@ -227,6 +227,7 @@ def _cohort_filters(command: Any) -> Any:
 @click.option("--sort", default="patient_id", show_default=True, help="Column; -column: desc.")
 @click.option("--limit", type=int, default=50, show_default=True, help="Rows per page.")
 @click.option("--cursor", help="The next_cursor of the previous page.")
+@click.option("--count/--no-count", default=True, show_default=True, help="Count all matches.")
 @json_option
 @pass_session
 def patient_list(
@@ -235,6 +236,7 @@ def patient_list(
     sort: str,
     limit: int,
     cursor: str | None,
+    count: bool,
     as_json: bool,
     **filters: Any,
 ) -> None:
@@ -244,7 +246,9 @@ def patient_list(
         for key, value in filters.items()
         if value not in (None, ())
     }
-    page = session.open().patients(filters=query, sort=sort, limit=limit, cursor=cursor)
+    page = session.open().patients(
+        filters=query, sort=sort, limit=limit, cursor=cursor, count=count
+    )
     session.log_read("patients")
     if as_json:
         render.emit_json(page)

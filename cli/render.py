@@ -312,7 +312,8 @@ def patients_page(page: PatientPage) -> list[Any]:
             [label for _, label in COHORT_COLUMNS],
             ([getattr(row, name) for name, _ in COHORT_COLUMNS] for row in page.patients),
         ),
-        f"{len(page.patients)} shown of {page.total} matching",
+        f"{len(page.patients)} shown"
+        + (f" of {page.total} matching" if page.total is not None else ""),
     ]
     if page.next_cursor:
         out.append(f"next page: --cursor {page.next_cursor}")

@@ -167,11 +167,24 @@ class Ledger(Application[str]):
     # -- reading --------------------------------------------------------------------------------
 
     def load(self, patient_id: str, *, upto: int | None = None) -> Patient:
+        """The patient as stored now (or up to version `upto`): a copy the caller may keep."""
+        if upto is None:
+            return self._current(patient_id).copy()
         patient = Patient(patient_id)
         for entry in self._entries(patient_id, upto=upto):
             patient.apply(entry)
         if not patient.registered:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
+        return patient
+
+    def _current(self, patient_id: str) -> Patient:
+        """The cached patient brought up to date with what was stored since (any process)."""
+        patient = self._streams.take(patient_id) or Patient(patient_id)
+        for entry in self._entries(patient_id, after=patient.version):
+            patient.apply(entry)
+        if not patient.registered:
+            raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
+        self._streams.put(patient)
         return patient
 
     def _entries(
@@ -196,7 +209,9 @@ class Ledger(Application[str]):
             raise ValidationFailed(
                 "`upto` must be a version from 0 to 2^63-1", field="upto", rule="range"
             )
-        entries = list(self._entries(patient_id, upto=upto))
+        entries = list(self._current(patient_id).entries)
+        if upto is not None:
+            entries = entries[:upto]
         if not entries:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
         if as_of is not None:

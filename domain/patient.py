@@ -111,6 +111,16 @@ class Patient:
             self.effective[entry.event_id] = entry
             self.status[entry.event_id] = "active"
 
+    def copy(self) -> Patient:
+        """A copy with its own containers (the entries themselves are immutable)."""
+        twin = Patient(self.id)
+        twin.version, twin.head_hash = self.version, self.head_hash
+        twin.entries = list(self.entries)
+        twin.position = dict(self.position)
+        twin.effective = dict(self.effective)
+        twin.status = dict(self.status)
+        return twin
+
     def collect_events(self) -> list[Recorded]:
         pending, self._pending = self._pending, []
         return pending

@@ -67,7 +67,7 @@ class PatientRow(msgspec.Struct, frozen=True, kw_only=True):
 class PatientPage(msgspec.Struct, frozen=True, kw_only=True):
     patients: list[PatientRow]
     next_cursor: str | None
-    total: int
+    total: int | None = None
 
 
 def cohort_row(patient_id: str, history: History) -> PatientRow:

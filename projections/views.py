@@ -258,8 +258,12 @@ class Views:
         sort: str = "patient_id",
         limit: int = 50,
         cursor: str | None = None,
+        count: bool = False,
     ) -> readmodels.PatientPage:
-        """The cohort index: filter on any column, sort by any column, page with a cursor."""
+        """The cohort index: filter on any column, sort by any column, page with a cursor.
+
+        `total` (how many rows match) is counted only when asked: over a large cohort the
+        count costs far more than the page itself."""
         where, params = _where(filters or {})
         descending = sort.startswith("-")
         column = sort.lstrip("-")
@@ -273,12 +277,19 @@ class Views:
             raise ValidationFailed("`limit` must be 1 to 1000", field="limit", rule="range")
         offset = _decode_cursor(cursor)
         direction = "DESC" if descending else "ASC"
-        order = f"{column} IS NULL, {column} {direction}, patient_id {direction}"
+        # Missing values sort as the smallest, on both databases (SQLite's own order), and the
+        # plain column order lets the (column, patient_id) index serve the sort.
+        nulls = ""
+        if self.db.is_postgres:
+            nulls = " NULLS LAST" if descending else " NULLS FIRST"
+        order = f"{column} {direction}{nulls}, patient_id {direction}"
         if column == "patient_id":
             order = f"patient_id {direction}"
         with self.db.transaction() as cur:
-            cur.execute(f"SELECT COUNT(*) FROM ol_patients{where}", params)
-            total = int(cur.fetchone()[0])
+            total = None
+            if count:
+                cur.execute(f"SELECT COUNT(*) FROM ol_patients{where}", params)
+                total = int(cur.fetchone()[0])
             cur.execute(
                 f"SELECT {', '.join(PATIENT_COLUMNS)} FROM ol_patients{where} "
                 f"ORDER BY {order} LIMIT ? OFFSET ?",

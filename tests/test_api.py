@@ -494,24 +494,30 @@ def test_cohort_index_filters_sorts_and_pages(api: Api) -> None:
     api.register("P3", sex="female", birth_year=1970)
     url = f"{V1}/patients"
 
-    everyone = api.get(url, role="reader").json()
+    everyone = api.get(url, params={"count": "true"}, role="reader").json()
     assert everyone["total"] == 3
     assert [p["patient_id"] for p in everyone["patients"]] == ["P1", "P2", "P3"]
 
     women = api.get(url, params={"sex": "female", "sort": "-patient_id"}).json()
+    assert women["total"] is None  # counted only when asked
     assert [p["patient_id"] for p in women["patients"]] == ["P3", "P2"]
-    either = api.get(url, params=[("sex", "female"), ("sex", "male")]).json()
+    either = api.get(url, params=[("sex", "female"), ("sex", "male"), ("count", "true")]).json()
     assert either["total"] == 3
     assert (
-        api.get(url, params={"birth_year_min": 1955, "birth_year_max": 1965}).json()["total"] == 1
+        api.get(
+            url, params={"birth_year_min": 1955, "birth_year_max": 1965, "count": "true"}
+        ).json()["total"]
+        == 1
     )
     stage = api.get(url, params={"stage_group": "IVB", "ctc_trend": "decreasing"}).json()
     assert [p["patient_id"] for p in stage["patients"]] == ["P1"]
     assert stage["patients"][0]["concordance"] == "discordant"
-    assert api.get(url, params={"survival_status": "dead"}).json()["total"] == 1
-    assert api.get(url, params={"events_min": 2}).json()["total"] == 1
+    assert api.get(url, params={"survival_status": "dead", "count": "true"}).json()["total"] == 1
+    assert api.get(url, params={"events_min": 2, "count": "true"}).json()["total"] == 1
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    assert api.get(url, params={"last_recorded_at_min": future}).json()["total"] == 0
+    assert (
+        api.get(url, params={"last_recorded_at_min": future, "count": "true"}).json()["total"] == 0
+    )
 
     page1 = api.get(url, params={"limit": 2}).json()
     assert len(page1["patients"]) == 2 and page1["next_cursor"]
