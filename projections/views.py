@@ -141,7 +141,8 @@ class Views:
     ) -> int:
         """Apply every notification after the tracked position; return how many were applied."""
         applied = 0
-        if self.position() >= self.head():
+        head = self.head()
+        if self.position() >= head:
             return 0
         while True:
             with self.db.transaction(write=True) as cur:
@@ -163,6 +164,10 @@ class Views:
             applied += len(notifications)
             if progress:
                 progress(applied, position)
+            if position >= head:
+                # Up to the head seen on entry: every write that returned before this call
+                # started is applied. Later ones are caught up by their own writers.
+                return applied
 
     def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
         touched: dict[str, None] = {}
