@@ -263,7 +263,8 @@ METHOD = [
     "view table (populating 100k patients through the domain and a rebuild would take longer "
     "than the whole run); the scale curve queries the views that `views.rebuild()` made from "
     "real events. The baseline replays the exact statements `OncoLedger.patients` issued "
-    "(COUNT and page SELECT) on a plain sqlite3 connection to the same table and indexes.",
+    "(the page SELECT, and the COUNT when `count=True`) on a plain sqlite3 connection to the "
+    "same table and indexes.",
     "Import: `oncoledger --db NEW import FILE --json` as a subprocess on an empty store; the "
     "figure is events stored ÷ wall time of the command. The file is an export-like JSONL "
     "(event ids kept, server fields absent), grouped by patient.",

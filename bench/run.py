@@ -346,7 +346,7 @@ class Bench:
                     baseline=base,
                     target=("≤ 20 ms", 20.0),
                     headline=first or median(samples[key]) > 20,
-                    extra=f"{info['totals'][name]:,} matching",
+                    extra=_matching(info["totals"].get(name)),
                 )
             )
             first = False
@@ -577,6 +577,10 @@ class Bench:
                 f"answers {shared['statuses']}",
             )
         )
+
+
+def _matching(total: int | None) -> str:
+    return "total not counted" if total is None else f"{total:,} matching"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

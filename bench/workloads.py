@@ -224,6 +224,18 @@ def _queries(histology: str) -> list[tuple[str, dict[str, Any]]]:
             {"sort": "-last_recorded_at", "limit": 100},
         ),
         ("no filter, default sort (patient_id), 50 rows", {"limit": 50}),
+        (
+            "first shape with total counted (count=True)",
+            {
+                "filters": {
+                    "histology": histology,
+                    "stage_group": ["III", "IIIA", "IIIB", "IVA", "IVB"],
+                },
+                "sort": "-ctc_latest_per_7_5_ml",
+                "limit": 50,
+                "count": True,
+            },
+        ),
     ]
 
 
@@ -233,7 +245,7 @@ def cohort(a: dict[str, Any]) -> Result:
     if a.get("synthetic_rows"):
         _populate_cohort(path, a["synthetic_rows"])
     samples: dict[str, list[float]] = {}
-    totals: dict[str, int] = {}
+    totals: dict[str, int | None] = {}
     with OncoLedger(config(path)) as ol:
         conn = sqlite3.connect(views_path(ol.config))
         statements: dict[str, list[str]] = {}
@@ -262,7 +274,7 @@ def cohort(a: dict[str, Any]) -> Result:
             samples[f"product:{name}"] = product_ms
             samples[f"raw:{name}"] = raw_ms
         conn.close()
-        count = ol.patients(limit=1).total
+        count = ol.patients(limit=1, count=True).total
     return _result(samples, patients=count, totals=totals, sql=statements)
 
 
