@@ -7,6 +7,7 @@ catching up never apply the same event twice.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -73,6 +74,8 @@ class SqliteDb:
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA optimize")  # SQLite's advice: refresh stale statistics
                 conn.close()
             self._connections.clear()
         self._local = threading.local()

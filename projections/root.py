@@ -157,36 +157,57 @@ class OncoLedger:
         actor: str,
         progress: Callable[[int], None] | None = None,
     ) -> ImportReport:
-        """JSON Lines of events for many patients: valid lines stored, invalid ones reported."""
+        """JSON Lines of events for many patients: valid lines stored, invalid ones reported.
+
+        Consecutive lines of one patient are stored as one transaction; when that batch is
+        refused, its lines are stored one by one so that exactly the bad ones are reported."""
         report = ImportReport()
+        run: list[tuple[int, ev.AnyEvent]] = []
+        run_patient: str | None = None
         for number, line in enumerate(lines, start=1):
             if progress:
                 progress(number)
             if not line.strip():
                 continue
             try:
-                data = msgspec.json.decode(line)
-                if not isinstance(data, dict):
-                    raise ValidationFailed("a line must be one JSON object", field="$")
-                patient_id = data.get("patient_id")
-                if not isinstance(patient_id, str):
-                    raise ValidationFailed(
-                        "each line needs a `patient_id`", field="patient_id", rule="required"
-                    )
-                entry = decode_entry(ev.strip_server_fields(data))
-                (receipt,) = self.ledger.append(patient_id, [entry], actor=actor, source="import")
-            except msgspec.DecodeError as exc:
-                report.failed.append((number, f"not valid JSON: {exc}"))
-                continue
+                patient_id, entry = _import_line(line)
             except DomainError as exc:
                 report.failed.append((number, exc.message))
                 continue
+            if patient_id != run_patient or len(run) >= IMPORT_BATCH:
+                self._import_run(run_patient, run, actor, report)
+                run, run_patient = [], patient_id
+            run.append((number, entry))
+        self._import_run(run_patient, run, actor, report)
+        report.failed.sort()
+        self.views.catch_up()
+        return report
+
+    def _import_run(
+        self,
+        patient_id: str | None,
+        run: list[tuple[int, ev.AnyEvent]],
+        actor: str,
+        report: ImportReport,
+    ) -> None:
+        if patient_id is None or not run:
+            return
+        try:
+            receipts = self.ledger.append(
+                patient_id, [entry for _, entry in run], actor=actor, source="import"
+            )
+        except DomainError as exc:
+            if len(run) == 1:
+                report.failed.append((run[0][0], exc.message))
+            else:
+                for item in run:
+                    self._import_run(patient_id, [item], actor, report)
+            return
+        for receipt in receipts:
             if receipt.created:
                 report.stored += 1
             else:
                 report.duplicates += 1
-        self.views.catch_up()
-        return report
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -360,6 +381,25 @@ class OncoLedger:
     ) -> ExportReport:
         """Verify an export with no database (callable on the class, nothing opened)."""
         return verify_export(document, digest=digest)
+
+
+IMPORT_BATCH = 500
+
+
+def _import_line(line: bytes | str) -> tuple[str, ev.AnyEvent]:
+    """One JSON Lines record: its patient and its event, validated."""
+    try:
+        data = msgspec.json.decode(line)
+    except msgspec.DecodeError as exc:
+        raise ValidationFailed(f"not valid JSON: {exc}", field="$", rule="json") from exc
+    if not isinstance(data, dict):
+        raise ValidationFailed("a line must be one JSON object", field="$")
+    patient_id = data.get("patient_id")
+    if not isinstance(patient_id, str):
+        raise ValidationFailed(
+            "each line needs a `patient_id`", field="patient_id", rule="required"
+        )
+    return patient_id, decode_entry(ev.strip_server_fields(data))
 
 
 def _today() -> str:

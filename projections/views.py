@@ -9,6 +9,7 @@ views know them (the `ol_events` table), so the content depends only on the posi
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from projections.db import Cursor, PostgresDb, SqliteDb, open_db
 
 TRACKING_NAME = "views"
 BATCH = 500
+REBUILD_BATCH = 2000
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ol_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
@@ -98,6 +100,7 @@ class Views:
     def __init__(self, db: SqliteDb | PostgresDb, ledger: Ledger) -> None:
         self.db = db
         self.ledger = ledger
+        self._catching_up = threading.Lock()
         self.create()
 
     @classmethod
@@ -140,8 +143,16 @@ class Views:
         self, *, progress: Callable[[int, int], None] | None = None, batch: int = BATCH
     ) -> int:
         """Apply every notification after the tracked position; return how many were applied."""
-        applied = 0
         head = self.head()
+        if self.position() >= head:
+            return 0
+        # Threads of this process catch up one at a time: a thread that waited here usually
+        # finds its events applied by the one before it, without touching the database lock.
+        with self._catching_up:
+            return self._catch_up(head, progress, batch)
+
+    def _catch_up(self, head: int, progress: Callable[[int, int], None] | None, batch: int) -> int:
+        applied = 0
         if self.position() >= head:
             return 0
         while True:
@@ -227,7 +238,14 @@ class Views:
         """Drop every view and build it again from the first event."""
         self.drop()
         self.create()
-        return self.catch_up(progress=progress)
+        applied = self.catch_up(progress=progress, batch=REBUILD_BATCH)
+        self.analyze()
+        return applied
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics, so cohort filters pick the right index."""
+        with self.db.transaction(write=True) as cur:
+            cur.execute("ANALYZE ol_patients")
 
     # -- reads ---------------------------------------------------------------------------------
 
