@@ -38,13 +38,16 @@ Text = Annotated[str, Meta(min_length=1, max_length=500)]
 Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
 Hash = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 PositiveInt = Annotated[int, Meta(ge=1)]
-NonNegativeInt = Annotated[int, Meta(ge=0)]
+CellCount = Annotated[int, Meta(ge=0, le=1_000_000, description="Cells counted in the sample")]
 BirthYear = Annotated[int, Meta(ge=1850, le=2200)]
 Millimetres = Annotated[
     float,
     Meta(ge=0, le=2000, description="0 records a target lesion that has disappeared (RECIST CR)"),
 ]
-BloodVolume = Annotated[float, Meta(gt=0, le=50, description="Millilitres of blood drawn")]
+# SPEC: > 0 and <= 50 mL. The floor of 0.01 mL keeps every normalised count a finite number.
+BloodVolume = Annotated[
+    float, Meta(ge=0.01, le=50, description="Millilitres of blood drawn (0.01 to 50)")
+]
 DoseGy = Annotated[float, Meta(gt=0, le=1000)]
 
 Sex = Literal["female", "male", "other", "unknown"]
@@ -189,7 +192,7 @@ class TherapyDeclined(Event, tag="therapy_declined", frozen=True, kw_only=True):
 
 
 class CtcCount(Event, tag="ctc_count", frozen=True, kw_only=True):
-    count: NonNegativeInt
+    count: CellCount
     blood_volume_ml: BloodVolume = 7.5
     assay: Text | None = None
     sample_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None

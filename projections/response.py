@@ -6,10 +6,10 @@ Choices where SPEC is silent, each the one RECIST itself makes:
   A lesion measured twice on that date counts with its later record.
 - The target lesions are those measured at the baseline (the first assessment). A lesion first
   seen later is never a target; it shows in `lesions` and, if marked `new`, means PD.
-- `sum_mm` adds the longest diameters of the target lesions measured at that assessment. A target
-  lesion not measured is listed in `missing_lesion_ids`; such an assessment is `NE` (not
-  evaluable), unless it already shows PD (missing lesions could only add to the sum), and does
-  not become the nadir: a partial sum would make later full sums look like progression.
+- `sum_mm` adds the longest diameters of the target lesions at that assessment. A target lesion
+  not measured that day counts with its last measurement (carried forward, so leaving a lesion
+  out of a report can never fake a response) and is listed in `missing_lesion_ids`; such an
+  assessment does not become the nadir. The categories are SPEC's four: CR, PR, PD, else SD.
 - Sums and thresholds use exact decimal arithmetic (38.5 mm is 77/2 mm), so -30 % and +20 % are
   met exactly at the boundary; the percentages shown are rounded to one decimal.
 - The baseline row compares with nothing: both changes and the category are null.
@@ -33,7 +33,7 @@ from domain import events as ev
 from domain.dates import parse as parse_date
 from projections.effective import Item, in_force, of_type
 
-Category = Literal["CR", "PR", "SD", "PD", "NE"]
+Category = Literal["CR", "PR", "SD", "PD"]
 
 _PR_RATIO = Fraction(7, 10)  # a sum at most 70 % of baseline: a decrease of at least 30 %
 _PD_RATIO = Fraction(6, 5)  # a sum at least 120 % of the nadir ...
@@ -103,8 +103,10 @@ def compute_response(patient_id: str, history: Sequence[ev.AnyEvent]) -> Respons
     assessments: list[ResponseAssessment] = []
     baseline: Fraction | None = None
     nadir: Fraction | None = None
+    last: dict[str, Fraction] = {}
     for point in points:
-        sizes = {lid: _mm(point.measured[lid]) for lid in targets if lid in point.measured}
+        last.update({lid: _mm(point.measured[lid]) for lid in targets if lid in point.measured})
+        sizes = {lid: last[lid] for lid in targets if lid in last}
         missing = [lid for lid in targets if lid not in point.measured]
         new = [lid for lid, lesion in point.measured.items() if lesion.new]
         total = sum(sizes.values(), Fraction(0))
@@ -117,7 +119,7 @@ def compute_response(patient_id: str, history: Sequence[ev.AnyEvent]) -> Respons
             assert nadir is not None
             from_baseline = _pct(total, baseline)
             from_nadir = _pct(total, nadir)
-            category = _category(total, sizes, baseline, nadir, missing=missing, new=new)
+            category = _category(total, sizes, baseline, nadir, new=new)
         if not missing:
             nadir = total if nadir is None else min(nadir, total)
         assessments.append(
@@ -162,13 +164,10 @@ def _category(
     baseline: Fraction,
     nadir: Fraction,
     *,
-    missing: list[str],
     new: list[str],
 ) -> Category:
     if new or (total >= nadir * _PD_RATIO and total - nadir >= _PD_MIN_MM):
         return "PD"
-    if missing:
-        return "NE"
     if sizes and all(size == 0 for size in sizes.values()):
         return "CR"
     if baseline > 0 and total <= baseline * _PR_RATIO:

@@ -6,18 +6,20 @@ Choices where SPEC is silent:
 - `dead` at an in-force `death` (not censored); otherwise, with a diagnosis, `alive`, censored at
   the last in-force event in clinical order (a `lost_to_follow_up` follow-up is censored the same
   way: SPEC has no status for it). Without a diagnosis date there is no survival time: the status
-  is `dead` if a death is recorded and `unknown` otherwise, and the durations are null.
+  is still `dead` or `alive` (censored at the latest event), and the durations are null.
 - Days between imputed days (`YYYY-MM` → 15th, `YYYY` → 1 July), never below 0 (a partial
   diagnosis month can impute past an exact later day). `approximate` when either date is partial
   or marked `date_estimated` by the abstractor: both make the count of days uncertain.
-- `display` counts completed months of 30.4375 days, the month `os_months` uses, and a year as
-  12 of them: 365 days is still "11 months", 366 days is "1 year". `os_months` is rounded, the
-  display truncated, so 30 days shows as 1.0 month and "0 months".
+- `display` counts completed calendar years and months between the two days, as a clinician
+  would say it (2017-01-01 to 2018-01-01 is "1 year"; 2016-05-09 to 2018-08-15 is "2 years
+  3 months"), while `os_months` is `os_days / 30.4375` rounded to one decimal (SPEC §4).
 """
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Sequence
+from datetime import date
 from typing import Literal
 
 from msgspec import Struct
@@ -25,7 +27,7 @@ from msgspec import Struct
 from domain import events as ev
 from projections.effective import Item, in_force
 
-SurvivalStatus = Literal["alive", "dead", "unknown"]
+SurvivalStatus = Literal["alive", "dead"]
 
 # 30.4375 days, the mean Gregorian month, as a ratio so whole months are counted exactly.
 _MONTH_NUM, _MONTH_DEN = 487, 16
@@ -51,10 +53,8 @@ def compute_survival(patient_id: str, history: Sequence[ev.AnyEvent]) -> Surviva
     end: Item | None
     if death is not None:
         status, end = "dead", death
-    elif diagnosis is not None:
-        status, end = "alive", items[-1]
     else:
-        status, end = "unknown", None
+        status, end = "alive", (items[-1] if items else None)
     days: int | None = None
     if diagnosis is not None and end is not None:
         days = max(0, (end.day - diagnosis.day).days)
@@ -65,7 +65,11 @@ def compute_survival(patient_id: str, history: Sequence[ev.AnyEvent]) -> Surviva
         end_date=None if end is None else end.body.occurred,
         os_days=days,
         os_months=None if days is None else round(days * _MONTH_DEN / _MONTH_NUM, 1),
-        display=None if days is None else display_duration(days),
+        display=(
+            None
+            if days is None or diagnosis is None or end is None
+            else display_between(diagnosis.day, end.day)
+        ),
         censored=status == "alive",
         approximate=(
             diagnosis is not None and end is not None and (_uncertain(diagnosis) or _uncertain(end))
@@ -73,10 +77,13 @@ def compute_survival(patient_id: str, history: Sequence[ev.AnyEvent]) -> Surviva
     )
 
 
-def display_duration(os_days: int) -> str:
-    """Completed years and months: "2 years 3 months", "1 year", "1 month", "0 months"."""
-    months = os_days * _MONTH_DEN // _MONTH_NUM
-    years, months = divmod(months, 12)
+def display_between(start: date, end: date) -> str:
+    """Completed calendar years and months: "2 years 3 months", "1 year", "0 months"."""
+    months = (end.year - start.year) * 12 + (end.month - start.month)
+    month_ends = end.day == calendar.monthrange(end.year, end.month)[1]
+    if end.day < start.day and not month_ends:  # 31 May to 30 Sep is 4 whole months
+        months -= 1
+    years, months = divmod(max(0, months), 12)
     if years and months:
         return f"{_count(years, 'year')} {_count(months, 'month')}"
     if years:

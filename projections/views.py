@@ -9,6 +9,7 @@ views know them (the `ol_events` table), so the content depends only on the posi
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -23,6 +24,8 @@ from domain.ledger import Ledger, StoreConfig
 from projections import readmodels
 from projections.access_log import iso_utc
 from projections.db import Cursor, PostgresDb, SqliteDb, open_db
+
+log = logging.getLogger(__name__)
 
 TRACKING_NAME = "views"
 BATCH = 500
@@ -218,7 +221,13 @@ class Views:
             "SELECT body FROM ol_events WHERE patient_id = ? ORDER BY version", (patient_id,)
         )
         history = [_entry_decoder.decode(row[0]) for row in cur.fetchall()]
-        views, row = readmodels.project(patient_id, history)
+        try:
+            views, row = readmodels.project(patient_id, history)
+        except Exception:
+            # One stream the read models cannot digest must not stall the views of all others:
+            # its previous views stay, the failure is logged, and the catch-up moves on.
+            log.exception("read models of patient %s could not be computed", patient_id)
+            return
         cur.executemany(
             "INSERT INTO ol_docs (patient_id, view, doc) VALUES (?, ?, ?) "
             "ON CONFLICT (patient_id, view) DO UPDATE SET doc = excluded.doc",

@@ -238,18 +238,24 @@ def test_the_canonical_form_is_utf8_not_ascii_escaped(ledger: Ledger, raw: RawSt
 def test_tiny_floats_are_written_differently_by_msgspec_and_json(
     ledger: Ledger, raw: RawStore, volume: float, msgspec_text: str, json_text: str
 ) -> None:
-    """The schema accepts any blood volume > 0 (and lesion diameters, doses) however small;
+    """The schema accepts doses (and lesion diameters) > 0 however small;
     msgspec and Python's json spell such floats differently, so a verifier that re-encodes with
     json.dumps disagrees. Re-encoding nothing (cutting the `hash` member out) always agrees."""
     given_patient(ledger)
     send(
         ledger,
         "P1",
-        {"type": "ctc_count", "occurred": "2018", "count": 1, "blood_volume_ml": volume},
+        {
+            "type": "radiotherapy",
+            "occurred": "2018",
+            "target": "chest",
+            "dose_gy": volume,
+            "fractions": 1,
+        },
     )
     state = raw.state("P1", 6)
     data = json.loads(state)
-    assert f'"blood_volume_ml":{msgspec_text},'.encode() in state
+    assert f'"dose_gy":{msgspec_text},'.encode() in state
     assert json.dumps(volume) == json_text
     assert independent_hash(data, ensure_ascii=False) != data["hash"]
     assert bytes_hash(state) == data["hash"]

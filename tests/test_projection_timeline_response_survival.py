@@ -6,7 +6,7 @@ and every entry carries its envelope; the projections under test are pure functi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +17,7 @@ from domain import events as ev
 from domain.ledger import decode_entry
 from domain.patient import Patient
 from projections.response import compute_response
-from projections.survival import compute_survival, display_duration
+from projections.survival import compute_survival, display_between
 from projections.timeline import compute_timeline, summarize
 
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -499,12 +499,12 @@ def test_complete_response_when_every_target_lesion_measures_0_mm() -> None:
     ]
 
 
-def test_a_target_lesion_not_measured_makes_the_assessment_not_evaluable() -> None:
+def test_a_target_lesion_not_measured_counts_with_its_last_measurement() -> None:
     chart = diagnosed()
     chart.imaging("2016-05-01", ("L1", 30), ("L2", 20))  # 50
-    chart.imaging("2016-08-01", ("L1", 30))  # L2 not imaged: 30 is no real sum
-    chart.imaging("2016-11-01", ("L1", 30), ("L2", 20))  # 50 again: not +66 % over "30"
-    chart.imaging("2017-02-01", ("L1", 62))  # the measured lesion alone is already PD
+    chart.imaging("2016-08-01", ("L1", 30))  # L2 not imaged: carried at 20, no fake -40 %
+    chart.imaging("2016-11-01", ("L1", 30), ("L2", 20))  # 50 again
+    chart.imaging("2017-02-01", ("L1", 62))  # 62 + 20 carried = 82: +64 % over the nadir
 
     view = compute_response("P1", chart.history)
 
@@ -513,9 +513,9 @@ def test_a_target_lesion_not_measured_makes_the_assessment_not_evaluable() -> No
         for a in view.assessments
     ] == [
         (50.0, None, None, []),
-        (30.0, -40.0, "NE", ["L2"]),
+        (50.0, 0.0, "SD", ["L2"]),
         (50.0, 0.0, "SD", []),
-        (62.0, 24.0, "PD", ["L2"]),
+        (82.0, 64.0, "PD", ["L2"]),
     ]
     assert view.nadir_sum_mm == 50.0
 
@@ -692,15 +692,16 @@ def test_a_diagnosis_confirmed_wins_over_an_earlier_biopsy() -> None:
 def test_without_a_diagnosis_there_is_no_survival_time() -> None:
     chart = Chart()
     chart.add("follow_up", "2016-09-30", status="alive")
-    unknown = compute_survival("P1", chart.history)
+    alive = compute_survival("P1", chart.history)
     chart.add("death", "2016-10-02")
     dead = compute_survival("P1", chart.history)
 
-    assert (unknown.status, unknown.end_date, unknown.os_days, unknown.censored) == (
-        "unknown",
+    assert (alive.status, alive.end_date, alive.os_days, alive.display, alive.censored) == (
+        "alive",
+        "2016-09-30",
         None,
         None,
-        False,
+        True,
     )
     assert (dead.status, dead.end_date, dead.os_days, dead.display, dead.censored) == (
         "dead",
@@ -729,19 +730,20 @@ def test_retracted_death_leaves_the_patient_alive_and_amended_death_moves_the_en
 
 
 @pytest.mark.parametrize(
-    ("os_days", "text"),
+    ("start", "end", "text"),
     [
-        (0, "0 months"),
-        (30, "0 months"),
-        (31, "1 month"),
-        (153, "5 months"),
-        (365, "11 months"),
-        (366, "1 year"),
-        (396, "1 year 1 month"),
-        (828, "2 years 3 months"),
-        (830, "2 years 3 months"),
-        (1096, "3 years"),
+        ("2016-05-09", "2016-05-09", "0 months"),
+        ("2016-05-09", "2016-06-08", "0 months"),
+        ("2016-05-09", "2016-06-09", "1 month"),
+        ("2016-01-31", "2016-02-28", "0 months"),
+        ("2016-01-31", "2016-02-29", "1 month"),
+        ("2016-05-09", "2016-10-09", "5 months"),
+        ("2017-01-01", "2017-12-31", "11 months"),
+        ("2017-01-01", "2018-01-01", "1 year"),
+        ("2017-01-01", "2018-02-01", "1 year 1 month"),
+        ("2016-05-09", "2018-08-15", "2 years 3 months"),
+        ("2016-05-09", "2019-05-09", "3 years"),
     ],
 )
-def test_display_in_completed_years_and_months(os_days: int, text: str) -> None:
-    assert display_duration(os_days) == text
+def test_display_in_completed_calendar_years_and_months(start: str, end: str, text: str) -> None:
+    assert display_between(date.fromisoformat(start), date.fromisoformat(end)) == text
