@@ -48,7 +48,13 @@ _REPLAYED = ResponseSpec(Receipt, description="This event_id was already stored 
 
 
 def _receipt(receipt: LedgerReceipt) -> Response[Receipt]:
-    return Response(Receipt.of(receipt), status_code=201 if receipt.created else 200)
+    # A retry of a stored event_id answers exactly as the first time did (201, same receipt);
+    # the header tells a client that wants to know that nothing new was stored.
+    return Response(Receipt.of(receipt), status_code=201, headers=_replay_header([receipt]))
+
+
+def _replay_header(receipts: list[LedgerReceipt]) -> dict[str, str]:
+    return {"Idempotent-Replay": "false" if any(r.created for r in receipts) else "true"}
 
 
 class EventController(Controller):
@@ -117,7 +123,8 @@ class EventController(Controller):
         )
         return Response(
             Receipts(receipts=[Receipt.of(r) for r in receipts]),
-            status_code=201 if any(r.created for r in receipts) else 200,
+            status_code=201,
+            headers=_replay_header(receipts),
         )
 
     @get(

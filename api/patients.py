@@ -77,8 +77,11 @@ class PatientController(Controller):
         )
         return Response(
             Receipt.of(receipt),
-            status_code=201 if receipt.created else 200,
-            headers={"Location": f"{self.path}/{body.patient_id}"},
+            status_code=201,
+            headers={
+                "Location": f"{self.path}/{body.patient_id}",
+                "Idempotent-Replay": "false" if receipt.created else "true",
+            },
         )
 
     @get(
@@ -105,6 +108,9 @@ class PatientController(Controller):
         ctc_trend: Annotated[list[CtcTrend] | None, _any_of("CTC trend")] = None,
         concordance: Annotated[list[Concordance] | None, _any_of("CTC/stage concordance")] = None,
         survival_status: Annotated[list[SurvivalStatus] | None, _any_of("survival status")] = None,
+        status: Annotated[
+            list[SurvivalStatus] | None, _any_of("survival status (same as survival_status)")
+        ] = None,
         birth_year_min: Annotated[int | None, _bound("birth year", "at least", **_YEARS)] = None,
         birth_year_max: Annotated[int | None, _bound("birth year", "at most", **_YEARS)] = None,
         ctc_latest_per_7_5_ml_min: Annotated[
@@ -150,7 +156,7 @@ class PatientController(Controller):
             "stage_group": stage_group,
             "ctc_trend": ctc_trend,
             "concordance": concordance,
-            "survival_status": survival_status,
+            "survival_status": (survival_status or []) + (status or []) or None,
             "birth_year_min": birth_year_min,
             "birth_year_max": birth_year_max,
             "ctc_latest_per_7_5_ml_min": ctc_latest_per_7_5_ml_min,

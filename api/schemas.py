@@ -8,7 +8,7 @@ decoded strictly, like the CLI's, so `"count": "4"` is refused rather than coerc
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -29,6 +29,7 @@ class PatientCreate(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     """A registration: the patient id with the `patient_registered` fields."""
 
     patient_id: ev.PatientId
+    type: Literal["patient_registered"] = "patient_registered"
     occurred: ev.ClinicalDate
     sex: ev.Sex
     birth_year: ev.BirthYear | None = None

@@ -289,6 +289,7 @@ def _populate_cohort(path: str, n: int) -> None:
         stores.cohort_rows(n),
     )
     conn.commit()
+    conn.execute("ANALYZE ol_patients")  # as `projections rebuild` leaves the views
     conn.close()
 
 

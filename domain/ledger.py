@@ -304,6 +304,19 @@ class Ledger(Application[str]):
                 for entry in self._entries(patient_id, after=patient.version):
                     patient.apply(entry)
                 loaded = patient.version
+                if (
+                    expected_version is not None
+                    and loaded != expected_version
+                    and not all(e.event_id in patient.position for e in entries)
+                ):
+                    # Stale, and not a retry of what is stored: the precondition answers first.
+                    self._streams.put(patient)
+                    raise StaleVersion(
+                        f"patient {patient_id} is at version {loaded}, "
+                        f"not the expected {expected_version}",
+                        field="If-Match",
+                        rule="expected_version",
+                    )
                 now = datetime.now(UTC)  # one transaction, one transaction time for the batch
                 receipts = [
                     _receipt(*patient.record(entry, actor=actor, source=source, now=now))

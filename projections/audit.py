@@ -170,10 +170,12 @@ def _audit_entry(row: Sequence[Any]) -> AuditEntry:
 
 @dataclass(frozen=True)
 class LedgerDigest(Digest):
-    """`sha256` covers every stream head (patient-id order, `id version hash` lines) and then
-    the line `access-log <rows> <head hash>`. Keep it with `as_of`: `digest(as_of=...)` later
-    recomputes it over what was recorded up to that instant."""
+    """`sha256` covers every stream head (patient-id order, `id version hash` lines), exactly as
+    SPEC §6 says, so reading never changes it. `sha256_with_access_log` adds the line
+    `access-log <rows> <head hash>`, to prove the access log unaltered too. Keep them with
+    `as_of`: `digest(as_of=...)` later recomputes both over what was recorded up to then."""
 
+    sha256_with_access_log: str
     as_of: datetime
     access_log_entries: int
     access_log_head: str
@@ -212,9 +214,11 @@ def ledger_digest(
     ]
     log = access_log.verify(as_of=cutoff)
     log_head = log.head if log.ok else f"broken-at-{log.first_broken_seq}"
-    digest = digest_heads(heads, extra=[f"access-log {log.entries} {log_head}"])
+    digest = digest_heads(heads)
+    with_log = digest_heads(heads, extra=[f"access-log {log.entries} {log_head}"])
     return LedgerDigest(
         sha256=digest.sha256,
+        sha256_with_access_log=with_log.sha256,
         patients=digest.patients,
         events=digest.events,
         as_of=cutoff,

@@ -125,6 +125,12 @@ class Views:
                 "ON CONFLICT (name) DO NOTHING",
                 (TRACKING_NAME,),
             )
+        if self.position() > self.head():
+            # The views are ahead of the store: they were built from another ledger (a replaced
+            # or restored file). Derived data is never trusted over the events: build it again.
+            log.warning("views are ahead of the event store; rebuilding them")
+            self.drop()
+            self.create()
 
     def drop(self) -> None:
         with self.db.transaction(write=True) as cur:

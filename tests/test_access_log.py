@@ -185,8 +185,8 @@ def test_an_updated_row_is_detected(system: OncoLedger, store: StoreConfig) -> N
     report = system.verify_access_log()
     assert (report.ok, report.first_broken_seq, report.entries) == (False, 2, 1)
     assert report.reason is not None and "content" in report.reason
-    assert system.digest().sha256 != kept.sha256
-    assert system.digest(as_of=kept.as_of).sha256 != kept.sha256
+    assert system.digest().sha256_with_access_log != kept.sha256_with_access_log
+    assert system.digest(as_of=kept.as_of).sha256_with_access_log != kept.sha256_with_access_log
 
 
 def test_a_row_rewritten_with_its_hash_recomputed_breaks_the_next_link(
@@ -223,7 +223,7 @@ def test_a_deleted_row_is_detected(system: OncoLedger, store: StoreConfig) -> No
     report = system.verify_access_log()
     assert (report.ok, report.first_broken_seq) == (False, 2)
     assert report.reason is not None and "missing" in report.reason
-    assert system.digest().sha256 != kept.sha256
+    assert system.digest().sha256_with_access_log != kept.sha256_with_access_log
 
 
 def test_reordered_rows_are_detected(system: OncoLedger, store: StoreConfig) -> None:
@@ -235,7 +235,7 @@ def test_reordered_rows_are_detected(system: OncoLedger, store: StoreConfig) -> 
     raw(store, "UPDATE ol_access_log SET seq = 4 WHERE seq = -3")
     report = system.verify_access_log()
     assert (report.ok, report.first_broken_seq) == (False, 3)
-    assert system.digest().sha256 != kept.sha256
+    assert system.digest().sha256_with_access_log != kept.sha256_with_access_log
 
 
 def test_removing_the_latest_rows_changes_the_digest(
@@ -249,9 +249,9 @@ def test_removing_the_latest_rows_changes_the_digest(
     assert system.access_log.head()[0] == 4
     # ... but the digest kept elsewhere no longer matches
     after = system.digest()
-    assert after.sha256 != kept.sha256
+    assert after.sha256_with_access_log != kept.sha256_with_access_log
     assert (kept.access_log_entries, after.access_log_entries) == (5, 4)
-    assert system.digest(as_of=kept.as_of).sha256 != kept.sha256
+    assert system.digest(as_of=kept.as_of).sha256_with_access_log != kept.sha256_with_access_log
 
 
 def test_an_untouched_log_keeps_its_digest_as_of_then(system: OncoLedger) -> None:
@@ -259,7 +259,7 @@ def test_an_untouched_log_keeps_its_digest_as_of_then(system: OncoLedger) -> Non
     kept = system.digest()
     time.sleep(0.002)
     system.log_access("dr_a", channel="cli", resource="timeline", patient_id="P1")
-    assert system.digest(as_of=kept.as_of).sha256 == kept.sha256
+    assert system.digest(as_of=kept.as_of).sha256_with_access_log == kept.sha256_with_access_log
     assert system.digest(as_of=kept.as_of).access_log_entries == 5
 
 

@@ -192,8 +192,8 @@ def test_register_twice_is_a_conflict_unless_it_is_the_same_event(api: Api) -> N
     first = api.register("P1", event_id=event_id).json()
     body = {"patient_id": "P1", "sex": "male", "birth_year": 1940, "occurred": "2016-04-26"}
 
-    again = api.post(f"{V1}/patients", body | {"event_id": event_id})
-    assert again.status_code == 200
+    again = api.post(f"{V1}/patients", body | {"event_id": event_id, "type": "patient_registered"})
+    assert again.status_code == 201 and again.headers["Idempotent-Replay"] == "true"
     assert again.json() == first
 
     assert_error(api.post(f"{V1}/patients", body | {"event_id": event_id, "sex": "female"}), 409)
@@ -247,8 +247,9 @@ def test_same_event_id_again_returns_the_original_receipt_and_stores_nothing(api
     event = ctc("2016-08-30", 4, event_id=str(uuid.uuid4()))
     first = api.append("P1", event)
     assert first.status_code == 201
+    assert first.headers["Idempotent-Replay"] == "false"
     again = api.append("P1", event, role="clinician")
-    assert again.status_code == 200
+    assert again.status_code == 201 and again.headers["Idempotent-Replay"] == "true"
     assert again.json() == first.json()
     assert api.version("P1") == 2
     other = assert_error(api.append("P1", event | {"count": 5}), 409, str(event["event_id"]))
@@ -357,7 +358,8 @@ def test_batch_refusals(api: Api) -> None:
     assert api.version("P1") == 1
     replay = [ctc("2016-08-30", 4, event_id=str(uuid.uuid4()))]
     assert api.post(url, {"events": replay}).status_code == 201
-    assert api.post(url, {"events": replay}).status_code == 200
+    repeated = api.post(url, {"events": replay})
+    assert (repeated.status_code, repeated.headers["Idempotent-Replay"]) == (201, "true")
     assert api.version("P1") == 2
 
 
@@ -513,6 +515,7 @@ def test_cohort_index_filters_sorts_and_pages(api: Api) -> None:
     assert [p["patient_id"] for p in stage["patients"]] == ["P1"]
     assert stage["patients"][0]["concordance"] == "discordant"
     assert api.get(url, params={"survival_status": "dead", "count": "true"}).json()["total"] == 1
+    assert api.get(url, params={"status": "dead", "count": "true"}).json()["total"] == 1
     assert api.get(url, params={"events_min": 2, "count": "true"}).json()["total"] == 1
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert (
@@ -580,7 +583,8 @@ def test_correction_retry_with_its_own_event_id_is_safe(api: Api) -> None:
     first = api.post(url, body)
     assert first.status_code == 201
     again = api.post(url, body)
-    assert again.status_code == 200 and again.json() == first.json()
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["Idempotent-Replay"] == "true"
     assert api.version("P1") == 3
 
 

@@ -432,12 +432,15 @@ def test_digest_is_stable_and_covers_every_stream_and_the_access_log(scenario: S
     first = system.digest()
     assert (first.patients, first.events, first.verified) == (2, 11, True)
     assert system.digest().sha256 == first.sha256
-    # A read is logged, so the digest moves on ...
+    # A read is logged: the ledger's digest (SPEC §6, stream heads only) stays, the one that
+    # also covers the access log moves on ...
     system.log_access("dr_a", channel="cli", resource="stage", patient_id="P1")
     now = system.digest()
-    assert now.sha256 != first.sha256 and now.access_log_entries == 1
+    assert now.sha256 == first.sha256 and now.access_log_entries == 1
+    assert now.sha256_with_access_log != first.sha256_with_access_log
     # ... while the digest as of the first instant is unchanged
-    assert system.digest(as_of=first.as_of).sha256 == first.sha256
+    later = system.digest(as_of=first.as_of)
+    assert later.sha256_with_access_log == first.sha256_with_access_log
 
 
 def test_digest_as_of_an_earlier_instant_ignores_what_came_later(scenario: Scenario) -> None:

@@ -194,3 +194,19 @@ def _without_ids(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_ids(v) for v in value]
     return value
+
+
+def test_views_left_from_another_ledger_file_are_rebuilt(sqlite_store: StoreConfig) -> None:
+    # given views built from a ledger file that is then replaced by a smaller one
+    with OncoLedger(sqlite_store) as system:
+        record_demo(system.ledger, actor="demo")
+        system.views.catch_up()
+    assert sqlite_store.sqlite_path is not None
+    os.remove(sqlite_store.sqlite_path)
+    with OncoLedger(sqlite_store) as system:
+        system.register("S2", {"occurred": "2020-01-01", "sex": "female"}, actor="a", source="cli")
+    # when the product opens it again, then the views show the new ledger, not the old one
+    with OncoLedger(sqlite_store) as system:
+        rows = system.patients(count=True)
+        assert [p.patient_id for p in rows.patients] == ["S2"]
+        assert system.views.status()["behind"] == 0
