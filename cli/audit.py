@@ -11,6 +11,7 @@ from cli import render
 from cli.errors import IntegrityFailure
 from cli.params import TIMESTAMP, json_option
 from cli.session import SOURCE, Session, pass_session
+from projections.audit import AuditPage
 from projections.root import OncoLedger
 
 # -- integrity ----------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def export(session: Session, patient_id: str) -> None:
 @click.option("--type", "types", multiple=True, help="Event type; repeatable.")
 @click.option("--corrections", is_flag=True, help="Only amendments and retractions.")
 @click.option("--after", type=int, metavar="POSITION", help="The next_cursor of the last page.")
-@click.option("--limit", type=int, default=100, show_default=True, help="Entries per page.")
+@click.option("--limit", type=int, help="Entries per page (default: every entry, no paging).")
 @json_option
 @pass_session
 def audit(
@@ -129,20 +130,28 @@ def audit(
     types: tuple[str, ...],
     corrections: bool,
     after: int | None,
-    limit: int,
+    limit: int | None,
     as_json: bool,
 ) -> None:
     """Every stored event (or PATIENT_ID's) in recording order: who recorded what, when, why."""
-    page = session.open().audit(
-        patient_id,
-        actor=recorded_by,
-        type=list(types) or None,
-        since=since,
-        until=until,
-        corrections=corrections,
-        after=after,
-        limit=limit,
-    )
+    ledger = session.open()
+    entries = []
+    while True:
+        page = ledger.audit(
+            patient_id,
+            actor=recorded_by,
+            type=list(types) or None,
+            since=since,
+            until=until,
+            corrections=corrections,
+            after=after,
+            limit=limit or 1000,
+        )
+        entries.extend(page.entries)
+        if limit is not None or page.next_cursor is None:
+            break
+        after = page.next_cursor
+    page = AuditPage(entries=entries, next_cursor=page.next_cursor if limit else None)
     session.log_read("audit", patient_id)
     if as_json:
         render.emit_json(page)
@@ -156,7 +165,7 @@ def audit(
 @click.option("--since", type=TIMESTAMP, help="At or after (ISO 8601; naive is UTC).")
 @click.option("--until", type=TIMESTAMP, help="At or before.")
 @click.option("--after", type=int, metavar="SEQ", help="The next_cursor of the last page.")
-@click.option("--limit", type=int, default=100, show_default=True, help="Entries per page.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Entries per page.")
 @click.option(
     "--verify", "check", is_flag=True, help="Recompute the access log's hash chain instead."
 )

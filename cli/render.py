@@ -341,6 +341,7 @@ def chain_report(report: ChainReport) -> dict[str, Any]:
 def digest_lines(digest: LedgerDigest) -> list[str]:
     lines = [
         f"sha256 {digest.sha256}",
+        f"sha256 with the access log {digest.sha256_with_access_log}",
         f"as of {_cell(digest.as_of)}: {digest.patients} patients, {digest.events} events, "
         f"{digest.access_log_entries} access-log entries",
     ]
