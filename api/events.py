@@ -44,7 +44,6 @@ from projections.tokens import Principal
 SOURCE = "api"
 
 _APPEND_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 413, 415, 422)
-_REPLAYED = ResponseSpec(Receipt, description="This event_id was already stored with this body")
 
 
 def _receipt(receipt: LedgerReceipt) -> Response[Receipt]:
@@ -72,7 +71,7 @@ class EventController(Controller):
         status_code=201,
         sync_to_thread=True,
         guards=[requires("write")],
-        responses={200: _REPLAYED, **_APPEND_ERRORS},
+        responses=_APPEND_ERRORS,
     )
     def append(
         self,
@@ -101,7 +100,6 @@ class EventController(Controller):
         sync_to_thread=True,
         guards=[requires("write")],
         responses={
-            200: ResponseSpec(Receipts, description="Every event was already stored"),
             **_APPEND_ERRORS,
         },
     )
@@ -164,7 +162,7 @@ class EventController(Controller):
         status_code=201,
         sync_to_thread=True,
         guards=[requires("write")],
-        responses={200: _REPLAYED, **_APPEND_ERRORS},
+        responses=_APPEND_ERRORS,
     )
     def amend(
         self,
@@ -196,7 +194,7 @@ class EventController(Controller):
         status_code=201,
         sync_to_thread=True,
         guards=[requires("write")],
-        responses={200: _REPLAYED, **_APPEND_ERRORS},
+        responses=_APPEND_ERRORS,
     )
     def retract(
         self,

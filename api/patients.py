@@ -61,7 +61,6 @@ class PatientController(Controller):
             )
         ],
         responses={
-            200: ResponseSpec(Receipt, description="Already registered by this very event"),
             **error_responses(400, 401, 403, 409, 413, 415, 422),
         },
     )
