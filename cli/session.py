@@ -10,11 +10,34 @@ from typing import Any
 import click
 
 from cli.errors import from_domain, unexpected
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
 from domain.ledger import StoreConfig
 from projections.root import OncoLedger
 
 SOURCE = "cli"
+# Commands that only read: on a path where no ledger exists they say so instead of creating one.
+READ_ONLY = frozenset(
+    {
+        "history",
+        "replay",
+        "timeline",
+        "stage",
+        "ctc",
+        "response",
+        "survival",
+        "patient show",
+        "patient list",
+        "verify",
+        "digest",
+        "export",
+        "audit",
+        "access-log",
+    }
+)
+
+
+def _exists(path: str) -> bool:
+    return path == ":memory:" or path.startswith("file:") or os.path.exists(path)
 
 
 def default_actor() -> str:
@@ -39,7 +62,17 @@ class Session:
 
     def open(self) -> OncoLedger:
         if self._ledger is None:
-            self._ledger = self.ctx.with_resource(OncoLedger(self.config))
+            config = self.config
+            if not config.is_postgres and config.sqlite_path and not _exists(config.sqlite_path):
+                command = click.get_current_context().command_path.split()[1:]
+                if " ".join(command) in READ_ONLY:
+                    # A read must not leave an empty ledger behind at a mistyped path.
+                    raise NotFound(
+                        f"no ledger at {config.sqlite_path}: check --db, or record something "
+                        "first (oncoledger init / demo)",
+                        field="db",
+                    )
+            self._ledger = self.ctx.with_resource(OncoLedger(config))
         return self._ledger
 
     def log_read(self, resource: str, patient_id: str | None = None) -> None:

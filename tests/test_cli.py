@@ -6,6 +6,7 @@ Every test gets its own store (a SQLite file, or a PostgreSQL schema when one is
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -229,6 +230,11 @@ def test_usage_errors_exit_2(run: Cli) -> None:
 
 
 def test_unknown_patient_exits_3(run: Cli) -> None:
+    if not run.config.is_postgres:
+        result = run("stage", "NOPE", code=3)
+        assert error_line(result).startswith("Error: no ledger at ")
+        assert run.config.sqlite_path and not os.path.exists(run.config.sqlite_path)
+    run("init")
     result = run("stage", "NOPE", code=3)
     assert error_line(result) == "Error: patient NOPE is not registered"
     run("record", "NOPE", "ctc", "--on", "2016-08-30", "--count", "1", code=3)
