@@ -110,22 +110,18 @@ class OncoLedger:
         event_id: UUID | None = None,
         expected_version: int | None = None,
     ) -> Receipt:
-        body: dict[str, Any] = {
-            "type": "event_amended",
-            "occurred": _today(),
-            "target_event_id": str(target_event_id),
-            "reason": reason,
-            "replacement": (
-                msgspec.to_builtins(replacement)
-                if isinstance(replacement, ev.Event)
-                else replacement
-            ),
-        }
-        if event_id is not None:
-            body["event_id"] = str(event_id)
-        return self.append(
-            patient_id, [body], actor=actor, source=source, expected_version=expected_version
-        )[0]
+        if isinstance(replacement, ev.Event):
+            replacement = msgspec.to_builtins(replacement)
+        return self._correct(
+            patient_id,
+            {"type": "event_amended", "replacement": replacement},
+            target_event_id,
+            reason=reason,
+            actor=actor,
+            source=source,
+            event_id=event_id,
+            expected_version=expected_version,
+        )
 
     def retract(
         self,
@@ -138,12 +134,32 @@ class OncoLedger:
         event_id: UUID | None = None,
         expected_version: int | None = None,
     ) -> Receipt:
-        body: dict[str, Any] = {
-            "type": "event_retracted",
-            "occurred": _today(),
-            "target_event_id": str(target_event_id),
-            "reason": reason,
-        }
+        return self._correct(
+            patient_id,
+            {"type": "event_retracted"},
+            target_event_id,
+            reason=reason,
+            actor=actor,
+            source=source,
+            event_id=event_id,
+            expected_version=expected_version,
+        )
+
+    def _correct(
+        self,
+        patient_id: str,
+        body: dict[str, Any],
+        target_event_id: UUID,
+        *,
+        reason: str,
+        actor: str,
+        source: str,
+        event_id: UUID | None,
+        expected_version: int | None,
+    ) -> Receipt:
+        """A correction is an event of its own, dated the day it is made."""
+        body = {**body, "occurred": _today(), "target_event_id": str(target_event_id)}
+        body["reason"] = reason
         if event_id is not None:
             body["event_id"] = str(event_id)
         return self.append(
