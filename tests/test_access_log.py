@@ -6,40 +6,20 @@ Every test runs on SQLite and, when a server is configured, on PostgreSQL.
 from __future__ import annotations
 
 import itertools
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from tamper import raw
 
 from domain.errors import ValidationFailed
 from domain.ledger import StoreConfig
 from domain.patient import GENESIS_HASH
 from projections.access_log import AccessLog, row_hash
 from projections.root import OncoLedger
-
-
-def raw(store: StoreConfig, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run SQL straight on the store, behind the application's back, as a tamperer would."""
-    if store.is_postgres:
-        import psycopg
-
-        assert store.database_url is not None
-        with psycopg.connect(
-            store.database_url, options=f"-c search_path={store.schema}", autocommit=True
-        ) as conn:
-            cur = conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
-            return list(cur.fetchall()) if cur.description else []
-    assert store.sqlite_path is not None
-    conn = sqlite3.connect(store.sqlite_path)
-    try:
-        with conn:
-            return list(conn.execute(sql, params).fetchall())
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ Every test runs on SQLite and, when a server is configured, on PostgreSQL.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,7 @@ from uuid import UUID
 
 import msgspec
 import pytest
+from tamper import raw
 
 from domain.errors import NotFound, RuleViolation, ValidationFailed
 from domain.integrity import event_hash
@@ -32,26 +32,6 @@ C2 = UUID("c0000000-0000-4000-8000-000000000002")
 C3 = UUID("c0000000-0000-4000-8000-000000000003")
 CTC_REASON = "count transcribed from the wrong sample sheet; lab report says 2"
 STAGING_REASON = "staging entered for the wrong patient"
-
-
-def raw(store: StoreConfig, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run SQL straight on the store, behind the application's back, as a tamperer would."""
-    if store.is_postgres:
-        import psycopg
-
-        assert store.database_url is not None
-        with psycopg.connect(
-            store.database_url, options=f"-c search_path={store.schema}", autocommit=True
-        ) as conn:
-            cur = conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
-            return list(cur.fetchall()) if cur.description else []
-    assert store.sqlite_path is not None
-    conn = sqlite3.connect(store.sqlite_path)
-    try:
-        with conn:
-            return list(conn.execute(sql, params).fetchall())
-    finally:
-        conn.close()
 
 
 def events_table(store: StoreConfig) -> str:

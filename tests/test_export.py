@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 import msgspec
 import pytest
+from tamper import raw
 
 from domain.errors import NotFound, RuleViolation
 from domain.export import FORMAT, verify_export
@@ -24,26 +24,6 @@ from projections.root import OncoLedger
 
 C2 = "c0000000-0000-4000-8000-000000000002"
 S2 = "50000000-0000-4000-8000-000000000002"
-
-
-def raw(store: StoreConfig, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run SQL straight on the store, behind the application's back, as a tamperer would."""
-    if store.is_postgres:
-        import psycopg
-
-        assert store.database_url is not None
-        with psycopg.connect(
-            store.database_url, options=f"-c search_path={store.schema}", autocommit=True
-        ) as conn:
-            cur = conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
-            return list(cur.fetchall()) if cur.description else []
-    assert store.sqlite_path is not None
-    conn = sqlite3.connect(store.sqlite_path)
-    try:
-        with conn:
-            return list(conn.execute(sql, params).fetchall())
-    finally:
-        conn.close()
 
 
 def record(system: OncoLedger) -> None:
