@@ -7,6 +7,7 @@ the timeline can show who corrected what, when and why next to the original.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -64,8 +65,26 @@ class Item:
         return (self.occurred.earliest, self.version)
 
 
+_last = threading.local()
+
+
 def all_items(history: Iterable[ev.AnyEvent]) -> list[Item]:
-    """Every clinical event, retracted ones included, in clinical order."""
+    """Every clinical event, retracted ones included, in clinical order.
+
+    Every read model of a patient starts here, so the result for the history list last seen by
+    this thread is kept and handed out again (callers only read it)."""
+    if isinstance(history, list):
+        seen = getattr(_last, "seen", None)
+        if seen is not None and seen[0] is history and seen[1] == len(history):
+            result: list[Item] = seen[2]
+            return result
+        items = _build(history)
+        _last.seen = (history, len(history), items)
+        return items
+    return _build(history)
+
+
+def _build(history: Iterable[ev.AnyEvent]) -> list[Item]:
     items: dict[UUID, Item] = {}
     for entry in history:
         assert entry.event_id is not None and entry.version is not None
