@@ -7,7 +7,7 @@ succeeded: the audit and the export here, the access log by the service layer as
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
@@ -18,10 +18,9 @@ from msgspec import Meta, Struct
 
 from api.auth import SECURITY, requires
 from api.errors import error_responses
-from api.params import MAX_BIGINT, PATIENT_ID_PATTERN, PatientIdPath, utc
-from api.reads import log_read
+from api.params import MAX_BIGINT, PATIENT_ID_PATTERN, PatientIdPath
+from api.reads import client_address, log_read
 from domain import events as ev
-from domain.errors import ValidationFailed
 from projections.access_log import MAX_LIMIT as ACCESS_MAX_LIMIT
 from projections.access_log import AccessPage
 from projections.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
@@ -103,23 +102,6 @@ class ExportDocument(Struct, frozen=True, kw_only=True):
     ]
 
 
-def _instant(value: datetime | None, field: str) -> datetime | None:
-    """`value` in UTC (naive: taken as UTC); refused beyond year 1 to 9999 in UTC."""
-    moment = utc(value)
-    if moment is None:
-        return None
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValidationFailed(
-            f"`{field}` is out of range once converted to UTC", field=field, rule="timestamp"
-        ) from exc
-
-
-def _address(request: Request[Any, Principal, Any]) -> str | None:
-    return request.client.host if request.client else None
-
-
 class AuditController(Controller):
     path = "/api/v1"
     tags = ("audit",)
@@ -149,8 +131,8 @@ class AuditController(Controller):
         page = ledger.audit(
             actor=actor,
             type=type,
-            since=_instant(since, "since"),
-            until=_instant(until, "until"),
+            since=since,
+            until=until,
             corrections=corrections,
             after=after,
             limit=limit,
@@ -183,8 +165,8 @@ class AuditController(Controller):
             patient_id,
             actor=actor,
             type=type,
-            since=_instant(since, "since"),
-            until=_instant(until, "until"),
+            since=since,
+            until=until,
             corrections=corrections,
             after=after,
             limit=limit,
@@ -216,11 +198,11 @@ class AuditController(Controller):
         return ledger.access_entries(
             request.auth.name,
             channel="api",
-            address=_address(request),
+            address=client_address(request),
             patient_id=patient_id,
             actor=actor,
-            since=_instant(since, "since"),
-            until=_instant(until, "until"),
+            since=since,
+            until=until,
             after=after,
             limit=limit,
         )

@@ -31,6 +31,10 @@ def unchanged(headers: dict[str, str]) -> Response[Any]:
     return Response(b"", status_code=304, headers=headers)
 
 
+def client_address(request: Request[Any, Principal, Any]) -> str | None:
+    return request.client.host if request.client else None
+
+
 def log_read(
     ledger: OncoLedger,
     request: Request[Any, Principal, Any],
@@ -43,7 +47,7 @@ def log_read(
         channel="api",
         resource=resource,
         patient_id=patient_id,
-        address=request.client.host if request.client else None,
+        address=client_address(request),
     )
 
 

@@ -127,7 +127,9 @@ def instant(value: datetime | date | str, *, end: bool = False, field: str = "si
         return value.astimezone(UTC)
     except OverflowError as exc:
         raise ValidationFailed(
-            f"{value.isoformat()} is outside the years 1-9999 in UTC", field=field, rule="timestamp"
+            f"`{field}` {value.isoformat()} is outside the years 1-9999 in UTC",
+            field=field,
+            rule="timestamp",
         ) from exc
 
 
