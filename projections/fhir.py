@@ -190,8 +190,7 @@ def _condition(b: _Bundle, item: Item, body: ev.DiagnosisConfirmed, site: str) -
     condition = b.add(item, _with_note(resource, item), "primary_condition", "condition")
     if item.status != "retracted" or b.condition is None:
         b.condition = condition
-    if item.status != "retracted":
-        _grade(b, item, body)
+    _grade(b, item, body)
 
 
 def _grade(b: _Bundle, item: Item, body: ev.DiagnosisConfirmed) -> None:
@@ -427,7 +426,10 @@ def _radiotherapy(b: _Bundle, item: Item, body: ev.Radiotherapy) -> None:
         "extension": [
             {"url": "volume", "valueReference": _ref(volume)},
             # The profile fixes the unit to cGy.
-            {"url": "totalDoseDelivered", "valueQuantity": _quantity(body.dose_gy * 100, "cGy")},
+            {
+                "url": "totalDoseDelivered",
+                "valueQuantity": _quantity(round(body.dose_gy * 100, 6), "cGy"),
+            },
             {"url": "fractionsDelivered", "valueUnsignedInt": body.fractions},
         ],
     }
@@ -529,33 +531,30 @@ def _ctc(b: _Bundle, item: Item, body: ev.CtcCount) -> None:
     b.add(item, _with_note(resource, item), "tumor_marker", "ctc")
 
 
-def _death_cause(b: _Bundle, item: Item, body: ev.Death) -> None:
+def _plain_observation(b: _Bundle, item: Item, what: str, value: dict[str, Any], part: str) -> None:
+    """An event mCODE has no profile for, as a plain Observation with a text-only code."""
     resource: Resource = {
         "resourceType": "Observation",
         "status": _observation_status(item),
-        "code": fc.concept(text="Cause of death"),
+        "code": fc.concept(text=what),
         "subject": b.subject(),
-        "effectiveDateTime": body.occurred,
-        "valueCodeableConcept": fc.concept(text=body.cause),
+        "effectiveDateTime": item.body.occurred,
+        "valueCodeableConcept": value,
     }
-    b.add(item, _with_note(resource, item), None, "death")
+    b.add(item, _with_note(resource, item), None, part)
+
+
+def _death_cause(b: _Bundle, item: Item, body: ev.Death) -> None:
+    _plain_observation(b, item, "Cause of death", fc.concept(text=body.cause), "death")
 
 
 def _follow_up(b: _Bundle, item: Item, body: ev.FollowUp) -> None:
     value = (
-        fc.concept(fc.sct("399307001", "Lost to follow-up (finding)"), text="lost to follow-up")
+        fc.concept(fc.LOST_TO_FOLLOW_UP, text="lost to follow-up")
         if body.status == "lost_to_follow_up"
         else fc.concept(text="alive")
     )
-    resource: Resource = {
-        "resourceType": "Observation",
-        "status": _observation_status(item),
-        "code": fc.concept(text="Follow-up status"),
-        "subject": b.subject(),
-        "effectiveDateTime": body.occurred,
-        "valueCodeableConcept": value,
-    }
-    b.add(item, _with_note(resource, item), None, "follow-up")
+    _plain_observation(b, item, "Follow-up status", value, "follow-up")
 
 
 # -- corrections --------------------------------------------------------------------------------
@@ -644,6 +643,11 @@ def fhir_bundle(patient_id: str, history: list[ev.AnyEvent]) -> Resource:
         if isinstance(item.body, ev.DiagnosisConfirmed):
             _condition(b, item, item.body, site)
     tumors = _Tumors(b)
+    # A lesion's Tumor comes from its first mention in force (a retracted one only if none is).
+    for item in sorted(items, key=lambda i: i.status == "retracted"):
+        if isinstance(item.body, ev.Imaging):
+            for lesion in item.body.lesions:
+                tumors.get(item, lesion)
     for item in items:
         body = item.body
         if isinstance(body, ev.Imaging):

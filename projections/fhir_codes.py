@@ -205,6 +205,7 @@ INTENT: Final[dict[str, dict[str, Any]]] = {
 RADIOTHERAPY_COURSE: Final = sct("1217123003", "Radiotherapy course of treatment (regime/therapy)")
 # TreatmentTerminationReasonVS (VS_Other.fsh).
 REFUSAL: Final = sct("105480006", "Refusal of treatment by patient (situation)")
+LOST_TO_FOLLOW_UP: Final = sct("399307001", "Lost to follow-up (finding)")
 
 # -- CTC ----------------------------------------------------------------------------------------
 

@@ -357,6 +357,8 @@ def test_a_retracted_event_is_entered_in_error_with_a_provenance(system: OncoLed
     assert condition["verificationStatus"]["coding"][0]["code"] == "entered-in-error"
     assert "clinicalStatus" not in condition  # con-5
     assert "stage" not in condition  # no stage in force
+    (grade,) = resources(bundle, "mcode-histologic-grade")
+    assert grade["status"] == "entered-in-error"
     provenances = [r for r in resources(bundle) if r["resourceType"] == "Provenance"]
     by_reason = {p["reason"][0]["text"]: p for p in provenances}
     assert set(by_reason) == {"wrong patient", "not confirmed"}
@@ -567,3 +569,27 @@ def test_api_fhir_route(store: StoreConfig) -> None:
         assert bad.status_code == 400
         assert client.get(url).status_code == 401
         assert client.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_a_lesion_keeps_one_tumor_and_a_retracted_mention_does_not_deactivate_it(
+    sqlite_store: StoreConfig,
+) -> None:
+    def imaging(occurred: str, mm: float) -> dict[str, Any]:
+        lesion = {"lesion_id": "L1", "site": "liver", "dimensions_mm": [mm]}
+        return {"type": "imaging", "occurred": occurred, "modality": "ct", "region": "abdomen",
+                "lesions": [lesion]}  # fmt: skip
+
+    with OncoLedger(sqlite_store) as system:
+        register(system)
+        first, _ = record(system, "P1", imaging("2016-02", 30), imaging("2016-05", 12))
+        system.retract("P1", UUID(first), reason="other patient's scan", actor="x", source="cli")
+        bundle = export_fhir(system, "P1")
+    validate(bundle)
+    (tumor,) = resources(bundle, "mcode-tumor")
+    assert tumor["active"] is True
+    sizes = resources(bundle, "mcode-tumor-size")
+    assert [s["status"] for s in sizes] == ["entered-in-error", "final"]
+    assert {resolve(bundle, s["focus"][0])["id"] for s in sizes} == {tumor["id"]}
+    assert [s["component"][0]["valueQuantity"]["value"] for s in sizes] == [30, 12]
+    # One scan in force: no RECIST comparison, so no disease status.
+    assert resources(bundle, "mcode-cancer-disease-status") == []
