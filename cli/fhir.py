@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 
 from cli import render
-from cli.params import as_of_options
+from cli.params import as_of_options, json_option
 from cli.session import Session, pass_session
 from projections.fhir import export_fhir
 
@@ -20,14 +20,16 @@ def fhir() -> None:
 @fhir.command("export")
 @click.argument("patient_id")
 @as_of_options
+@json_option
 @pass_session
 def fhir_export(
-    session: Session, patient_id: str, as_of: datetime | None, upto: int | None
+    session: Session, patient_id: str, as_of: datetime | None, upto: int | None, as_json: bool
 ) -> None:
     """Print PATIENT_ID's record as one FHIR Bundle (type collection) on stdout.
 
     Amended events appear as their current version, retracted ones as entered-in-error, each
     correction with a Provenance. Redirect it to a file: `oncoledger fhir export P1 > p1.json`.
+    The output is JSON with or without --json (accepted like on every read command).
     """
     bundle = export_fhir(session.open(), patient_id, as_of=as_of, upto=upto)
     session.log_read("fhir", patient_id)

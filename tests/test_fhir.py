@@ -528,6 +528,9 @@ def test_cli_fhir_export(store: StoreConfig) -> None:
     bundle = json.loads(result.stdout)
     validate(bundle)
     assert len(resources(bundle, "mcode-tnm-stage-group")) == 4
+    as_json = _cli(store, "fhir", "export", CASE_REPORT_PATIENT, "--json", "--upto", "3")
+    assert as_json.exit_code == 0, as_json.output
+    validate(json.loads(as_json.stdout))
     with OncoLedger(store) as system:
         entries = system.access_log.query(CASE_REPORT_PATIENT, None, None, None, 100).entries
         assert [(e.resource, e.actor, e.channel) for e in entries][-1] == ("fhir", "nurse.a", "cli")
