@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from api.app import create_app
 from cli.main import cli
-from domain.demo import CASE_REPORT_PATIENT
+from domain.demo import CASE_REPORT_PATIENT, demo_patients
 from domain.errors import NotFound
 from domain.ledger import StoreConfig
 from projections.fhir import export_fhir
@@ -299,6 +299,18 @@ def test_every_resource_names_its_ledger_event(
     assert {s.removeprefix("urn:uuid:") for s in sources} <= event_ids
     # Every clinical event made at least one resource (patient_registered: the Patient).
     assert {s.removeprefix("urn:uuid:") for s in sources} == event_ids
+
+
+def test_every_demo_patient_exports_a_valid_bundle_at_every_version(system: OncoLedger) -> None:
+    system.record_demo(actor="nurse.a")
+    for patient_id, events in demo_patients():
+        for upto in range(1, len(events) + 1):
+            bundle = export_fhir(system, patient_id, upto=upto)
+            validate(bundle)
+            patients = [r for r in resources(bundle) if r["resourceType"] == "Patient"]
+            assert [p["identifier"][0]["value"] for p in patients] == [patient_id]
+            sources = {r["meta"]["source"] for r in resources(bundle)}
+            assert len(sources) == upto  # every event so far, and only those
 
 
 def test_the_same_history_gives_the_same_bundle(
