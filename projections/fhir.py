@@ -546,6 +546,15 @@ def _plain_observation(b: _Bundle, item: Item, what: str, value: dict[str, Any],
 
 def _death_cause(b: _Bundle, item: Item, body: ev.Death) -> None:
     _plain_observation(b, item, "Cause of death", fc.concept(text=body.cause), "death")
+    if item.corrections and b.patient is not None:
+        # A corrected death changed the Patient's deceasedDateTime too: a new Patient version,
+        # and the correction's Provenance names the Patient as well.
+        meta = b.patient["meta"]
+        meta["versionId"] = str(int(meta["versionId"]) + len(item.corrections))
+        latest = _instant(item.corrections[-1].recorded_at)
+        if latest is not None and latest > meta.get("lastUpdated", ""):
+            meta["lastUpdated"] = latest
+        b.by_event[item.event_id].append(b.patient)
 
 
 def _follow_up(b: _Bundle, item: Item, body: ev.FollowUp) -> None:

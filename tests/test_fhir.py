@@ -381,6 +381,35 @@ def test_a_retracted_event_is_entered_in_error_with_a_provenance(system: OncoLed
     assert by_reason["not confirmed"]["agent"][0]["who"]["display"] == "dm.c"
 
 
+def test_a_corrected_death_is_a_new_patient_version(system: OncoLedger) -> None:
+    register(system)
+    (death_id,) = record(system, "P1", {"type": "death", "occurred": "2018-08"})
+    system.amend(
+        "P1",
+        UUID(death_id),
+        {"type": "death", "occurred": "2018-09-02", "cause": "cancer"},
+        reason="death certificate",
+        actor="dm.b",
+        source="cli",
+    )
+    bundle = export_fhir(system, "P1")
+    validate(bundle)
+    (patient,) = [r for r in resources(bundle) if r["resourceType"] == "Patient"]
+    assert patient["deceasedDateTime"] == "2018-09-02"
+    assert patient["meta"]["versionId"] == "2"
+    (provenance,) = [r for r in resources(bundle) if r["resourceType"] == "Provenance"]
+    targets = [resolve(bundle, t)["resourceType"] for t in provenance["target"]]
+    assert sorted(targets) == ["Observation", "Patient"]
+    system.retract("P1", UUID(death_id), reason="alive after all", actor="dm.b", source="cli")
+    bundle = export_fhir(system, "P1")
+    validate(bundle)
+    (patient,) = [r for r in resources(bundle) if r["resourceType"] == "Patient"]
+    assert "deceasedDateTime" not in patient
+    assert patient["meta"]["versionId"] == "3"
+    (cause,) = [r for r in resources(bundle) if r.get("code", {}).get("text") == "Cause of death"]
+    assert cause["status"] == "entered-in-error"
+
+
 def test_as_of_gives_the_bundle_as_known_then(system: OncoLedger) -> None:
     register(system)
     (ctc_id,) = record(system, "P1", ctc("2016-03", 4))
