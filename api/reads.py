@@ -58,6 +58,7 @@ def patient_read(
     resource: str,
     if_none_match: str | None,
     produce: Callable[[], Any],
+    media_type: str = "application/json",
 ) -> Response[Any]:
     """Answer a read of one patient with its ETag, or 304 if the client's copy is current.
 
@@ -71,4 +72,4 @@ def patient_read(
         return unchanged(headers)
     content = produce()
     log_read(ledger, request, resource, patient_id)
-    return Response(content, headers=headers, media_type="application/json")
+    return Response(content, headers=headers, media_type=media_type)

@@ -30,6 +30,7 @@ READ_ONLY = frozenset(
         "verify",
         "digest",
         "export",
+        "fhir export",
         "audit",
         "access-log",
     }

@@ -43,6 +43,7 @@ RESOURCES: tuple[str, ...] = (
     "audit",
     "access-log",
     "verify",
+    "fhir",
 )
 MAX_LIMIT = 1000
 _VERIFY_BATCH = 5000
