@@ -380,3 +380,35 @@ def compare_groups(earlier: str, later: str) -> str:
     if after == before or (number == _number(later) and number in (earlier, later)):
         return "unchanged"
     return "improved" if after < before else "worsened"
+
+
+def unknown_reason(
+    *,
+    context: str,
+    histology: str | None,
+    t: str,
+    n: str,
+    m: str,
+    grade: str = "GX",
+    location: str = "unknown",
+) -> str | None:
+    """Why ``stage_group`` gives ``"unknown"`` for this assessment, or None when it does not."""
+    if histology is None:
+        return "no diagnosis in force: its histology picks the AJCC 8 table"
+    group = stage_group(
+        context=context, histology=histology, t=t, n=n, m=m, grade=grade, location=location
+    )
+    if group != UNKNOWN:
+        return None
+    name = staging_table(context, histology) if isinstance(context, str) else None
+    if name is None:
+        return f"no AJCC 8 esophageal table for histology {histology!r} in context {context!r}"
+    if t not in T_CODES or n not in N_CODES or m not in M_CODES:
+        return f"{t}{n}{m} is not a TNM combination the tables know"
+    groups = _TABLES[name].groups(t, n, m, grade, location)
+    named = sorted((g for g in groups if g is not None), key=STAGE_ORDER.index)
+    if len(named) > 1:
+        return f"{name} gives {', '.join(named)} for the values {context}{t}{n}{m} stands for"
+    if named:
+        return f"{name} gives {named[0]} for only some of the values {context}{t}{n}{m} stands for"
+    return f"{name} defines no group for {context}{t}{n}{m}"
