@@ -19,7 +19,12 @@ import msgspec
 from domain import events as ev
 from domain.dates import InvalidPartialDate, PartialDate
 from domain.errors import Conflict, NotFound, RuleViolation, ValidationFailed
-from domain.staging import stage_group
+from domain.staging import (
+    PATHOLOGICAL_ADENOCARCINOMA,
+    PATHOLOGICAL_SCC,
+    stage_group,
+    staging_table,
+)
 
 GENESIS_HASH = "0" * 64
 
@@ -360,10 +365,16 @@ class Patient:
             location=diagnosis.tumor_location,
         )
         if staging.stage_group is not None and staging.stage_group != group:
+            table = staging_table(staging.context, diagnosis.histology)
+            basis = f"{staging.context}{staging.t}{staging.n}{staging.m}"
+            if table in (PATHOLOGICAL_SCC, PATHOLOGICAL_ADENOCARCINOMA):
+                basis += f", {diagnosis.grade}"
+            if table == PATHOLOGICAL_SCC:
+                basis += f", location {diagnosis.tumor_location}"
             raise RuleViolation(
-                f"`{field}` {staging.stage_group!r} disagrees with AJCC 8 "
-                f"({staging.context}{staging.t}{staging.n}{staging.m}, {diagnosis.histology} "
-                f"{diagnosis.grade} location {diagnosis.tumor_location}: {group})",
+                f"`{field}` {staging.stage_group!r} disagrees with "
+                f"{table or 'AJCC 8 (no table for ' + diagnosis.histology + ')'} "
+                f"({basis}: {group})",
                 field=field,
                 rule="stage_group_agrees",
             )
