@@ -155,6 +155,17 @@ YP_M0: dict[str, tuple[str, str, str, str, str]] = {
 # fmt: on
 
 
+def every_row(
+    context: str, histology: str, t: str, n: str, m: str, grades: tuple[str, ...] = GRADES
+) -> set[str]:
+    """The groups of one T, N, M across every grade (of `grades`) and every location."""
+    return {
+        stage_group(context=context, histology=histology, t=t, n=n, m=m, grade=g, location=loc)
+        for g in grades
+        for loc in LOCATIONS
+    }
+
+
 def test_grids_cover_every_t() -> None:
     for grid in (P_SCC_NODES, P_ADC_N0, P_ADC_NODES, YP_M0):
         assert tuple(grid) == T_ALL
@@ -176,24 +187,19 @@ def test_pathological_scc_n0_cell(t: str, grade: str, location: str, expected: s
     assert got == expected
 
 
-def _node_cells(grid: dict[str, tuple[str, str, str, str]]) -> list[object]:
-    return [
-        pytest.param(t, n, expected, id=f"p{t}{n}M0")
-        for t, row in grid.items()
-        for n, expected in zip(("NX", "N1", "N2", "N3"), row, strict=True)
-    ]
+NODE_CELLS = [
+    pytest.param(histology, t, n, expected, id=f"{label}-p{t}{n}M0")
+    for histology, label, grid in ((SCC, "scc", P_SCC_NODES), (ADC, "adc", P_ADC_NODES))
+    for t, row in grid.items()
+    for n, expected in zip(("NX", "N1", "N2", "N3"), row, strict=True)
+]
 
 
-@pytest.mark.parametrize(("t", "n", "expected"), _node_cells(P_SCC_NODES))
-def test_pathological_scc_node_cell_for_every_grade_and_location(
-    t: str, n: str, expected: str
+@pytest.mark.parametrize(("histology", "t", "n", "expected"), NODE_CELLS)
+def test_pathological_node_cell_for_every_grade_and_location(
+    histology: str, t: str, n: str, expected: str
 ) -> None:
-    got = {
-        stage_group(context="p", histology=SCC, t=t, n=n, m="M0", grade=g, location=loc)
-        for g in GRADES
-        for loc in LOCATIONS
-    }
-    assert got == {expected}
+    assert every_row("p", histology, t, n, "M0") == {expected}
 
 
 @pytest.mark.parametrize(
@@ -207,23 +213,7 @@ def test_pathological_scc_node_cell_for_every_grade_and_location(
 def test_pathological_adenocarcinoma_n0_cell_for_every_location(
     t: str, grade: str, expected: str
 ) -> None:
-    got = {
-        stage_group(context="p", histology=ADC, t=t, n="N0", m="M0", grade=grade, location=loc)
-        for loc in LOCATIONS
-    }
-    assert got == {expected}
-
-
-@pytest.mark.parametrize(("t", "n", "expected"), _node_cells(P_ADC_NODES))
-def test_pathological_adenocarcinoma_node_cell_for_every_grade(
-    t: str, n: str, expected: str
-) -> None:
-    got = {
-        stage_group(context="p", histology=ADC, t=t, n=n, m="M0", grade=g, location=loc)
-        for g in GRADES
-        for loc in LOCATIONS
-    }
-    assert got == {expected}
+    assert every_row("p", ADC, t, "N0", "M0", grades=(grade,)) == {expected}
 
 
 @pytest.mark.parametrize(
@@ -236,12 +226,7 @@ def test_pathological_adenocarcinoma_node_cell_for_every_grade(
 )
 @pytest.mark.parametrize("histology", [SCC, ADC])
 def test_post_neoadjuvant_cell(histology: str, t: str, n: str, expected: str) -> None:
-    got = {
-        stage_group(context="yp", histology=histology, t=t, n=n, m="M0", grade=g, location=loc)
-        for g in GRADES
-        for loc in LOCATIONS
-    }
-    assert got == {expected}
+    assert every_row("yp", histology, t, n, "M0") == {expected}
 
 
 @pytest.mark.parametrize("context", ["c", "p", "yc", "yp", "r"])
@@ -249,12 +234,7 @@ def test_post_neoadjuvant_cell(histology: str, t: str, n: str, expected: str) ->
 @pytest.mark.parametrize("t", T_ALL)
 @pytest.mark.parametrize("n", N_ALL)
 def test_any_m1_is_ivb_in_every_context(context: str, histology: str, t: str, n: str) -> None:
-    got = {
-        stage_group(context=context, histology=histology, t=t, n=n, m="M1", grade=g, location=loc)
-        for g in GRADES
-        for loc in LOCATIONS
-    }
-    assert got == {"IVB"}
+    assert every_row(context, histology, t, n, "M1") == {"IVB"}
 
 
 # -- the cells the issue and the tables' own rows single out ------------------------------------
@@ -319,12 +299,7 @@ def test_grade_and_location_default_to_the_gx_and_location_x_rows() -> None:
 
 
 def test_clinical_tables_ignore_grade_and_location() -> None:
-    got = {
-        stage_group(context="c", histology=SCC, t="T3", n="N0", m="M0", grade=g, location=loc)
-        for g in GRADES
-        for loc in LOCATIONS
-    }
-    assert got == {"II"}
+    assert every_row("c", SCC, "T3", "N0", "M0") == {"II"}
 
 
 @pytest.mark.parametrize(
