@@ -12,9 +12,12 @@ from uuid import UUID
 
 import pytest
 
+from domain import events as ev
 from domain.errors import RuleViolation
 from domain.ledger import StoreConfig
+from projections.ctc import CtcView
 from projections.root import OncoLedger
+from projections.stage import Assessment, StageView
 
 P = "P13"
 DX = UUID("d1300000-0000-4000-8000-000000000001")
@@ -29,6 +32,18 @@ def system(store: StoreConfig) -> Iterator[OncoLedger]:
     with OncoLedger(store) as root:
         root.register(P, {"occurred": "2020-01-02", "sex": "male"}, actor="t", source="cli")
         yield root
+
+
+def stage_of(system: OncoLedger) -> StageView:
+    view = system.read(P, "stage")
+    assert isinstance(view, StageView)
+    return view
+
+
+def current(system: OncoLedger) -> Assessment:
+    assessment = stage_of(system).current
+    assert assessment is not None
+    return assessment
 
 
 def record(system: OncoLedger, *bodies: dict[str, Any]) -> None:
@@ -86,8 +101,9 @@ def test_clinical_then_neoadjuvant_then_surgery_then_yptnm(system: OncoLedger) -
         {"type": "ctc_count", "occurred": "2020-05-01", "count": 0},
     )
 
-    stage = system.read(P, "stage")
+    stage = stage_of(system)
     ctc = system.read(P, "ctc")
+    assert isinstance(ctc, CtcView)
 
     # Every assessment in clinical order, each with its group and the table that gave it.
     assert [(a.tnm, a.stage_group, a.table) for a in stage.history] == [
@@ -95,12 +111,12 @@ def test_clinical_then_neoadjuvant_then_surgery_then_yptnm(system: OncoLedger) -
         ("ycT2N0M0", "II", "AJCC8 cTNM SCC"),
         ("ypT1bN0M0", "I", "AJCC8 ypTNM"),
     ]
-    assert stage.current.tnm == "ypT1bN0M0"
-    assert stage.at_diagnosis.tnm == "cT3N1M0"
+    assert current(system).tnm == "ypT1bN0M0"
+    assert stage.at_diagnosis is not None and stage.at_diagnosis.tnm == "cT3N1M0"
     # One scale across contexts: clinical III to post-neoadjuvant I is an improvement.
     assert (stage.trend, stage.trend_from, stage.trend_to) == ("improved", C_STAGE, YP_STAGE)
     # The stored events carry the same groups, computed when they were recorded.
-    stored = [e.stage_group for e in system.history(P) if e.type == "staging"]
+    stored = [e.stage_group for e in system.history(P) if isinstance(e, ev.Staging)]
     assert stored == ["III", "II", "I"]
     # The concordance compares the assessments in force at the first and last draw.
     assert (ctc.concordance.status, ctc.concordance.stage_trend) == ("concordant", "improved")
@@ -124,8 +140,8 @@ def test_pathological_group_uses_the_grade_of_the_diagnosis(system: OncoLedger) 
     assert [e.type for e in system.history(P)] == ["patient_registered", "diagnosis_confirmed"]
     # ...and IC is stored.
     record(system, {**staging(P_STAGE, "2020-02-01", "p", "T1a", "N0", "M0"), "stage_group": "IC"})
-    current = system.read(P, "stage").current
-    assert (current.stage_group, current.table, current.unknown_reason) == (
+    assessment = current(system)
+    assert (assessment.stage_group, assessment.table, assessment.unknown_reason) == (
         "IC",
         "AJCC8 pTNM adenocarcinoma",
         None,
@@ -138,17 +154,17 @@ def test_amended_diagnosis_restages_by_grade_and_location(system: OncoLedger) ->
         diagnosis("squamous_cell_carcinoma", "G1", "middle"),
         staging(P_STAGE, "2020-02-01", "p", "T3", "N0", "M0"),
     )
-    assert system.read(P, "stage").current.stage_group == "IIA"  # G1, upper/middle
+    assert current(system).stage_group == "IIA"  # G1, upper/middle
 
     rediagnose(system, "G1", "unknown")
-    assert system.read(P, "stage").current.stage_group == "IIB"  # any grade, location X
+    assert current(system).stage_group == "IIB"  # any grade, location X
 
     rediagnose(system, "G3", "upper")
-    assert system.read(P, "stage").current.stage_group == "IIB"  # G2-G3, upper/middle
+    assert current(system).stage_group == "IIB"  # G2-G3, upper/middle
 
     rediagnose(system, "GX", "lower")
-    current = system.read(P, "stage").current
-    assert (current.stage_group, current.table) == ("IIA", "AJCC8 pTNM SCC")  # lower
+    assessment = current(system)
+    assert (assessment.stage_group, assessment.table) == ("IIA", "AJCC8 pTNM SCC")  # lower
 
 
 def test_unknown_group_says_why(system: OncoLedger) -> None:
@@ -159,13 +175,13 @@ def test_unknown_group_says_why(system: OncoLedger) -> None:
         staging(C_STAGE, "2020-02-02", "c", "T4", "NX", "M0"),
     )
 
-    first, second = system.read(P, "stage").history
+    first, second = stage_of(system).history
     assert (first.stage_group, first.unknown_reason) == (
         "unknown",
         "AJCC8 pTNM SCC gives IA, IB for the values pT1N0M0 stands for",
     )
     assert (second.stage_group, second.unknown_reason) == ("IVA", None)  # every N gives IVA
-    assert system.read(P, "stage").trend == "insufficient_data"
+    assert stage_of(system).trend == "insufficient_data"
 
 
 def test_other_histology_has_no_table_and_says_so(system: OncoLedger) -> None:
@@ -175,8 +191,8 @@ def test_other_histology_has_no_table_and_says_so(system: OncoLedger) -> None:
         staging(YP_STAGE, "2020-04-22", "yp", "T4a", "NX", "M1"),
     )
 
-    current = system.read(P, "stage").current
-    assert (current.stage_group, current.table, current.unknown_reason) == (
+    assessment = current(system)
+    assert (assessment.stage_group, assessment.table, assessment.unknown_reason) == (
         "unknown",
         None,
         "no AJCC 8 esophageal table for histology 'other' in context 'yp'",
