@@ -182,7 +182,7 @@ def _stage(view: Any) -> list[Any]:
     current = view.current
     headline = (
         f"Stage of {view.patient_id}: {current.tnm} stage {current.stage_group} "
-        f"({current.system}, {current.occurred}); trend {view.trend}"
+        f"({current.table or current.system}, {current.occurred}); trend {view.trend}"
         if current
         else f"Stage of {view.patient_id}: no staging recorded; trend {view.trend}"
     )
@@ -191,8 +191,11 @@ def _stage(view: Any) -> list[Any]:
         f"histology: {_cell(view.histology)}",
         table(
             None,
-            ["occurred", "TNM", "stage group", "system", "event_id"],
-            ([a.occurred, a.tnm, a.stage_group, a.system, a.event_id] for a in view.history),
+            ["occurred", "TNM", "stage group", "table", "event_id"],
+            (
+                [a.occurred, a.tnm, a.stage_group, _cell(a.table or a.system), a.event_id]
+                for a in view.history
+            ),
         ),
     ]
 

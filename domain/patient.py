@@ -19,7 +19,12 @@ import msgspec
 from domain import events as ev
 from domain.dates import InvalidPartialDate, PartialDate
 from domain.errors import Conflict, NotFound, RuleViolation, ValidationFailed
-from domain.staging import stage_group
+from domain.staging import (
+    PATHOLOGICAL_ADENOCARCINOMA,
+    PATHOLOGICAL_SCC,
+    stage_group,
+    staging_table,
+)
 
 GENESIS_HASH = "0" * 64
 
@@ -145,11 +150,19 @@ class Patient:
 
     def histology_before(self, version: int, effective: dict[UUID, ev.ClinicalEvent]) -> str | None:
         """The histology of the latest diagnosis in force recorded before `version`."""
-        histology = None
+        diagnosis = self.diagnosis_before(version, effective)
+        return diagnosis.histology if diagnosis is not None else None
+
+    def diagnosis_before(
+        self, version: int, effective: dict[UUID, ev.ClinicalEvent]
+    ) -> ev.DiagnosisConfirmed | None:
+        """The latest diagnosis in force recorded before `version` (its histology, grade and
+        location pick the AJCC table and row)."""
+        diagnosis = None
         for event_id, body in effective.items():
             if isinstance(body, ev.DiagnosisConfirmed) and self._version_of(event_id) < version:
-                histology = body.histology
-        return histology
+                diagnosis = body
+        return diagnosis
 
     def _version_of(self, event_id: UUID) -> int:
         index = self.position.get(event_id)
@@ -334,8 +347,8 @@ class Patient:
                 field=prefix + "n",
                 rule="tis_requires_n0",
             )
-        histology = self.histology_before(version, self.effective)
-        if histology is None:
+        diagnosis = self.diagnosis_before(version, self.effective)
+        if diagnosis is None:
             raise RuleViolation(
                 "a staging needs a diagnosis_confirmed earlier in the stream "
                 "(its histology picks the AJCC table)",
@@ -343,12 +356,25 @@ class Patient:
                 rule="staging_needs_diagnosis",
             )
         group = stage_group(
-            context=staging.context, histology=histology, t=staging.t, n=staging.n, m=staging.m
+            context=staging.context,
+            histology=diagnosis.histology,
+            t=staging.t,
+            n=staging.n,
+            m=staging.m,
+            grade=diagnosis.grade,
+            location=diagnosis.tumor_location,
         )
         if staging.stage_group is not None and staging.stage_group != group:
+            table = staging_table(staging.context, diagnosis.histology)
+            basis = f"{staging.context}{staging.t}{staging.n}{staging.m}"
+            if table in (PATHOLOGICAL_SCC, PATHOLOGICAL_ADENOCARCINOMA):
+                basis += f", {diagnosis.grade}"
+            if table == PATHOLOGICAL_SCC:
+                basis += f", location {diagnosis.tumor_location}"
             raise RuleViolation(
-                f"`{field}` {staging.stage_group!r} disagrees with AJCC 8 "
-                f"({staging.context}{staging.t}{staging.n}{staging.m}, {histology}: {group})",
+                f"`{field}` {staging.stage_group!r} disagrees with "
+                f"{table or 'AJCC 8 (no table for ' + diagnosis.histology + ')'} "
+                f"({basis}: {group})",
                 field=field,
                 rule="stage_group_agrees",
             )

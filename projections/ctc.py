@@ -1,5 +1,9 @@
 """The **ctc** read model (SPEC §4): CTC draws normalised to 7.5 mL, their trend, and whether
-that trend agrees with the clinical stage over the same months.
+that trend agrees with the stage over the same months.
+
+The stage side compares the assessment in force at the first draw with the one in force at the
+last draw (SPEC §4), on the one scale of every stage trend (`projections.stage`);
+`stage_from` and `stage_to` name the two assessments compared.
 
 Normalised values are computed exactly, as fractions of the blood volume as written (7.4 mL is
 37/5, not the nearest binary float), so equal concentrations compare equal and a value on a
@@ -61,6 +65,8 @@ class Concordance(msgspec.Struct, frozen=True, kw_only=True):
     ctc_trend: CtcTrend
     stage_trend: StageTrend
     summary: str
+    stage_from: UUID | None = None
+    stage_to: UUID | None = None
 
 
 class CtcView(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,6 +170,8 @@ def _concordance(
         ctc_trend=trend,
         stage_trend=staged,
         summary=_summary(status, trend, staged, values, start, end, has_staging=bool(assessments)),
+        stage_from=start.event_id if start is not None and end is not None else None,
+        stage_to=end.event_id if start is not None and end is not None else None,
     )
 
 
@@ -204,21 +212,42 @@ def _summary(
             return f"{ctc}; no staging recorded to compare with"
         return f"{ctc}; no staging on or before the last draw to compare with"
     if staged == "insufficient_data":
-        ends = [
-            name
+        unknown = [
+            (name, a)
             for name, a in (("first", start), ("last", end))
             if stage_rank(a.stage_group) is None
         ]
-        at = "both draws" if len(ends) == 2 else f"the {ends[0]} draw"
-        return f"{ctc}; the clinical stage group is unknown at {at}"
-    groups = (
-        start.stage_group if staged == "unchanged" else f"{start.stage_group} → {end.stage_group}"
-    )
-    stage = f"clinical stage {staged} ({groups})"
+        at = "both draws" if len(unknown) == 2 else f"the {unknown[0][0]} draw"
+        return f"{ctc}; the {_stage_name(*(a for _, a in unknown))} group is unknown at {at}"
+    stage = f"{_stage_name(start, end)} {staged} ({_groups_text(staged, start, end)})"
     if status == "undetermined":  # fluctuating CTC
         return f"{ctc}, no single direction to compare with {stage}"
     joiner = "and" if status == "concordant" else "while"
     return f"{ctc} {joiner} {stage}"
+
+
+_CONTEXT_NAMES: dict[str, str] = {
+    "c": "clinical",
+    "p": "pathological",
+    "yc": "post-therapy clinical",
+    "yp": "post-therapy pathological",
+    "r": "recurrence",
+}
+
+
+def _stage_name(*assessments: Assessment) -> str:
+    """ "clinical stage" when every assessment named is of one context, else "stage"."""
+    contexts = {a.context for a in assessments}
+    return f"{_CONTEXT_NAMES[contexts.pop()]} stage" if len(contexts) == 1 else "stage"
+
+
+def _groups_text(staged: StageTrend, start: Assessment, end: Assessment) -> str:
+    """IVB, IVA → III, or with the contexts when they differ: cIII → ypI."""
+    if start.context != end.context:
+        return f"{start.context}{start.stage_group} → {end.context}{end.stage_group}"
+    if staged == "unchanged" and start.stage_group == end.stage_group:
+        return start.stage_group
+    return f"{start.stage_group} → {end.stage_group}"
 
 
 def _values_text(trend: CtcTrend, values: Sequence[Fraction]) -> str:

@@ -4,6 +4,14 @@ Stage groups are recomputed here from the histology of the diagnosis in force, n
 the stored `stage_group`: amending the diagnosis (say squamous cell carcinoma to adenocarcinoma)
 restages every assessment, including those recorded before the amendment.
 
+Each assessment names the AJCC 8 table that produced its group (`table`, see
+`domain.staging.staging_table`) and, when the group is `unknown`, why (`unknown_reason`). The
+grade and tumour location of the diagnosis in force pick the pTNM row.
+
+`trend` compares the first assessment with the latest one, whatever their contexts, on one
+scale (`domain.staging.compare_groups`: stage number, then subgroup, a group without a letter
+standing for all its subgroups); `trend_from` and `trend_to` name the two assessments compared.
+
 `at_diagnosis` is the first assessment dated on or after the diagnosis date (the first
 `diagnosis_confirmed` in force, as for survival); a partial date counts as "on or after" when
 any day it stands for is. With no diagnosis, or every assessment dated before it, it is the
@@ -21,10 +29,15 @@ import msgspec
 
 from domain import events as ev
 from domain.dates import parse as parse_date
-from domain.staging import UNKNOWN, compare_groups, stage_group
+from domain.staging import compare_groups, stage_group, staging_table, unknown_reason
 from projections.effective import Item, in_force, of_type
 
 StageTrend = Literal["unchanged", "improved", "worsened", "insufficient_data"]
+TREND_RULE = (
+    "first and latest assessment, any context, on one scale: stage number, then subgroup "
+    "(0 < I < IA < IB < IC < II < IIA < IIB < III < IIIA < IIIB < IVA < IVB); a group without "
+    "a letter equals each of its subgroups"
+)
 
 
 class Assessment(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,6 +50,8 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     tnm: str
     stage_group: str
     system: str
+    table: str | None = None
+    unknown_reason: str | None = None
 
 
 class StageView(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +61,9 @@ class StageView(msgspec.Struct, frozen=True, kw_only=True):
     at_diagnosis: Assessment | None
     history: list[Assessment]
     trend: StageTrend
+    trend_from: UUID | None = None
+    trend_to: UUID | None = None
+    trend_rule: str = TREND_RULE
 
 
 def stage_trend(earlier: str, later: str) -> StageTrend:
@@ -58,25 +76,36 @@ def diagnoses_in_force(items: Sequence[Item]) -> list[ev.DiagnosisConfirmed]:
 
 
 def assessments_in_force(items: Sequence[Item]) -> list[Assessment]:
-    """The staging events in force, in clinical order, grouped by the histology in force."""
+    """The staging events in force, in clinical order, grouped by the diagnosis in force."""
     diagnoses = diagnoses_in_force(items)
-    histology = diagnoses[-1].histology if diagnoses else UNKNOWN
-    return [
-        Assessment(
-            event_id=item.event_id,
-            occurred=body.occurred,
-            context=body.context,
-            t=body.t,
-            n=body.n,
-            m=body.m,
-            tnm=f"{body.context}{body.t}{body.n}{body.m}",
-            stage_group=stage_group(
-                context=body.context, histology=histology, t=body.t, n=body.n, m=body.m
-            ),
-            system=body.system,
-        )
-        for item, body in of_type(items, ev.Staging)
-    ]
+    diagnosis = diagnoses[-1] if diagnoses else None
+    return [_assessment(item, body, diagnosis) for item, body in of_type(items, ev.Staging)]
+
+
+def _assessment(
+    item: Item, body: ev.Staging, diagnosis: ev.DiagnosisConfirmed | None
+) -> Assessment:
+    histology = diagnosis.histology if diagnosis else None
+    grade = diagnosis.grade if diagnosis else "GX"
+    location = diagnosis.tumor_location if diagnosis else "unknown"
+    c, t, n, m = body.context, body.t, body.n, body.m
+    return Assessment(
+        event_id=item.event_id,
+        occurred=body.occurred,
+        context=c,
+        t=t,
+        n=n,
+        m=m,
+        tnm=f"{c}{t}{n}{m}",
+        stage_group=stage_group(
+            context=c, histology=histology or "", t=t, n=n, m=m, grade=grade, location=location
+        ),
+        system=body.system,
+        table=staging_table(c, histology) if histology else None,
+        unknown_reason=unknown_reason(
+            context=c, histology=histology, t=t, n=n, m=m, grade=grade, location=location
+        ),
+    )
 
 
 def group_in_force_on(assessments: Sequence[Assessment], day: date) -> Assessment | None:
@@ -108,8 +137,11 @@ def compute_stage(patient_id: str, history: Sequence[ev.AnyEvent]) -> StageView:
     diagnoses = diagnoses_in_force(items)
     assessments = assessments_in_force(items)
     trend: StageTrend = "insufficient_data"
+    compared: tuple[UUID | None, UUID | None] = (None, None)
     if len(assessments) >= 2:
-        trend = stage_trend(assessments[0].stage_group, assessments[-1].stage_group)
+        first, latest = assessments[0], assessments[-1]
+        trend = stage_trend(first.stage_group, latest.stage_group)
+        compared = (first.event_id, latest.event_id)
     return StageView(
         patient_id=patient_id,
         histology=diagnoses[-1].histology if diagnoses else None,
@@ -117,4 +149,6 @@ def compute_stage(patient_id: str, history: Sequence[ev.AnyEvent]) -> StageView:
         at_diagnosis=_at_diagnosis(assessments, diagnoses),
         history=assessments,
         trend=trend,
+        trend_from=compared[0],
+        trend_to=compared[1],
     )

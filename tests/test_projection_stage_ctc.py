@@ -17,7 +17,7 @@ from domain.errors import ValidationFailed
 from domain.ledger import decode_entry
 from domain.patient import Patient
 from projections.ctc import compute_ctc, default_rule
-from projections.stage import Assessment, compute_stage, group_in_force_on
+from projections.stage import TREND_RULE, Assessment, compute_stage, group_in_force_on
 
 Body = dict[str, Any]
 
@@ -121,6 +121,8 @@ def ivb(event_id: str, on: str) -> dict[str, Any]:
         "tnm": "cT4N2M1",
         "stage_group": "IVB",
         "system": "AJCC8",
+        "table": "AJCC8 cTNM SCC",
+        "unknown_reason": None,
     }
 
 
@@ -147,6 +149,9 @@ def test_case_report_stage_view_is_spec_shape() -> None:
             ivb(S4, "2017-10-10"),
         ],
         "trend": "unchanged",
+        "trend_from": S1,
+        "trend_to": S4,
+        "trend_rule": TREND_RULE,
     }
 
 
@@ -198,6 +203,8 @@ def test_case_report_ctc_view_is_spec_shape() -> None:
             "summary": (
                 "CTC count decreasing (4 → 0 per 7.5 mL) while clinical stage unchanged (IVB)"
             ),
+            "stage_from": S2,
+            "stage_to": S4,
         },
     }
 
@@ -206,7 +213,29 @@ def test_case_report_json_keys_are_the_spec_fields() -> None:
     stage = msgspec.json.decode(msgspec.json.encode(compute_stage("P1", case_report())))
     ctc_view = msgspec.json.decode(msgspec.json.encode(compute_ctc("P1", case_report())))
 
-    assert list(stage) == ["patient_id", "histology", "current", "at_diagnosis", "history", "trend"]
+    # SPEC's fields first, in SPEC order; issue 13 added trend_from, trend_to and trend_rule.
+    assert list(stage) == [
+        "patient_id",
+        "histology",
+        "current",
+        "at_diagnosis",
+        "history",
+        "trend",
+        "trend_from",
+        "trend_to",
+        "trend_rule",
+    ]
+    assert list(stage["current"])[:9] == [
+        "event_id",
+        "occurred",
+        "context",
+        "t",
+        "n",
+        "m",
+        "tnm",
+        "stage_group",
+        "system",
+    ]
     assert list(ctc_view) == [
         "patient_id",
         "rule",
@@ -388,6 +417,8 @@ def test_increasing_with_worsened_stage_is_concordant() -> None:
         "ctc_trend": "increasing",
         "stage_trend": "worsened",
         "summary": "CTC count increasing (1 → 6 per 7.5 mL) and clinical stage worsened (II → IVA)",
+        "stage_from": S1,
+        "stage_to": S2,
     }
 
 
@@ -408,6 +439,8 @@ def test_decreasing_with_improved_stage_is_concordant() -> None:
         "summary": (
             "CTC count decreasing (5 → 1 per 7.5 mL) and clinical stage improved (IVA → III)"
         ),
+        "stage_from": S1,
+        "stage_to": S2,
     }
 
 
@@ -425,6 +458,8 @@ def test_stable_with_unchanged_stage_is_concordant() -> None:
         "ctc_trend": "stable",
         "stage_trend": "unchanged",
         "summary": "CTC count stable (2 per 7.5 mL) and clinical stage unchanged (IVB)",
+        "stage_from": S1,
+        "stage_to": S1,
     }
 
 
@@ -443,6 +478,8 @@ def test_stable_with_worsened_stage_is_discordant() -> None:
         "ctc_trend": "stable",
         "stage_trend": "worsened",
         "summary": "CTC count stable (2 per 7.5 mL) while clinical stage worsened (III → IVB)",
+        "stage_from": S1,
+        "stage_to": S2,
     }
 
 
@@ -464,6 +501,8 @@ def test_fluctuating_ctc_is_undetermined() -> None:
             "CTC count fluctuating (4 → 1 → 7.5 per 7.5 mL), no single direction to compare "
             "with clinical stage unchanged (IVB)"
         ),
+        "stage_from": S1,
+        "stage_to": S1,
     }
 
 
@@ -485,6 +524,8 @@ def test_one_draw_is_insufficient() -> None:
         "ctc_trend": "insufficient_data",
         "stage_trend": "insufficient_data",
         "summary": "Not enough CTC draws to compare with the stage (1 draw)",
+        "stage_from": None,
+        "stage_to": None,
     }
 
 
@@ -503,6 +544,8 @@ def test_no_draws() -> None:
             "ctc_trend": "insufficient_data",
             "stage_trend": "insufficient_data",
             "summary": "No CTC draws recorded, so nothing to compare with the stage",
+            "stage_from": None,
+            "stage_to": None,
         },
     }
 
@@ -544,6 +587,8 @@ def test_staging_only_after_the_last_draw_is_insufficient() -> None:
             "CTC count decreasing (5 → 1 per 7.5 mL); no staging on or before the last draw "
             "to compare with"
         ),
+        "stage_from": None,
+        "stage_to": None,
     }
 
 
@@ -564,7 +609,7 @@ def test_unknown_stage_group_at_an_end_is_insufficient() -> None:
     history = record(
         registered(),
         diagnosis("2020-01-05"),
-        staging(S1, "2020-01-10", "T4", "N2", "M1", context="p"),
+        staging(S1, "2020-01-10", "TX", "NX", "M0"),
         ctc(C1, "2020-02-01", 5),
         staging(S2, "2020-05-01", "T4", "N2", "M1"),
         ctc(C2, "2020-06-01", 1),
@@ -642,6 +687,8 @@ def test_amended_staging_counts_with_its_replacement() -> None:
         "summary": (
             "CTC count decreasing (4 → 0 per 7.5 mL) and clinical stage improved (IVB → IVA)"
         ),
+        "stage_from": S2,
+        "stage_to": S4,
     }
 
 
@@ -713,6 +760,9 @@ def test_stage_view_without_stagings() -> None:
         "at_diagnosis": None,
         "history": [],
         "trend": "insufficient_data",
+        "trend_from": None,
+        "trend_to": None,
+        "trend_rule": TREND_RULE,
     }
 
 
@@ -725,21 +775,21 @@ def test_one_staging_is_insufficient_for_a_trend() -> None:
     assert view.trend == "insufficient_data"
 
 
-def test_stage_context_other_than_c_is_unknown() -> None:
+def test_yc_assessment_is_grouped_with_the_clinical_table() -> None:
     history = record(
         registered(),
         diagnosis(),
         staging(S1, "2016-05-31", "T4", "N2", "M1"),
-        staging(S2, "2016-08-30", "T4", "N2", "M1", context="yc"),
+        staging(S2, "2016-08-30", "T4", "N2", "M0", context="yc"),
     )
 
     view = compute_stage("P1", history)
 
-    assert [(a.tnm, a.stage_group) for a in view.history] == [
-        ("cT4N2M1", "IVB"),
-        ("ycT4N2M1", "unknown"),
+    assert [(a.tnm, a.stage_group, a.table) for a in view.history] == [
+        ("cT4N2M1", "IVB", "AJCC8 cTNM SCC"),
+        ("ycT4N2M0", "IVA", "AJCC8 cTNM SCC"),
     ]
-    assert view.trend == "insufficient_data"
+    assert view.trend == "improved"
 
 
 def test_at_diagnosis_is_the_first_staging_on_or_after_the_diagnosis_date() -> None:
