@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli import render
 from cli.audit import access_log, audit, digest, export, verify
+from cli.cbioportal import cbioportal, cbioportal_export
 from cli.errors import EXIT_CODES_HELP, ImportFailed
 from cli.follow import follow
 from cli.params import TIMESTAMP, as_of_options, json_option
@@ -630,8 +631,9 @@ def projections_status(session: Session, as_json: bool) -> None:
     )
 
 
-for _command in (verify, digest, export, audit, access_log, serve, token, follow):
+for _command in (verify, digest, export, audit, access_log, serve, token, follow, cbioportal):
     cli.add_command(_command)
+_cohort_filters(cbioportal_export)  # the cohort filters of `patient list`
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ READ_ONLY = frozenset(
         "audit",
         "access-log",
         "follow",
+        "cbioportal export",
     }
 )
 
