@@ -247,6 +247,54 @@ def test_demo_cohort_export_passes_the_structural_check(store: StoreConfig, tmp_
     assert [r["PROCEDURE"] for r in surgery] == ["Radiofrequency ablation"]
 
 
+def _replace_in(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        "fifth header row missing",
+        "text in a NUMBER column",
+        "a patient twice",
+        "a lower-case attribute name",
+        "a missing data file",
+        "timeline columns out of order",
+        "a non-numeric lab result",
+        "meta_study without a name",
+    ],
+)
+def test_the_checker_rejects_a_broken_study(tmp_path: Path, breakage: str) -> None:
+    folder = tmp_path / "study"
+    _export(StoreConfig(sqlite_path=str(tmp_path / "ledger.db")), folder)
+    check_study(folder)  # intact, it passes
+    patients = folder / "data_clinical_patient.txt"
+    if breakage == "fifth header row missing":
+        lines = patients.read_text(encoding="utf-8").splitlines(keepends=True)
+        patients.write_text("".join(lines[:3] + lines[4:]), encoding="utf-8")
+    elif breakage == "text in a NUMBER column":
+        _replace_in(patients, "\t1:DECEASED\t27.2\t", "\t1:DECEASED\tlong\t")
+    elif breakage == "a patient twice":
+        lines = patients.read_text(encoding="utf-8").splitlines(keepends=True)
+        patients.write_text("".join([*lines, lines[-1]]), encoding="utf-8")
+    elif breakage == "a lower-case attribute name":
+        _replace_in(patients, "\tOS_MONTHS\t", "\tos_months\t")
+    elif breakage == "a missing data file":
+        (folder / "data_timeline_surgery.txt").unlink()
+    elif breakage == "timeline columns out of order":
+        _replace_in(
+            folder / "data_timeline_lab_test.txt", "START_DATE\tSTOP_DATE", "STOP_DATE\tSTART_DATE"
+        )
+    elif breakage == "a non-numeric lab result":
+        _replace_in(folder / "data_timeline_lab_test.txt", "\tCTC\t4\t", "\tCTC\tfour\t")
+    elif breakage == "meta_study without a name":
+        _replace_in(folder / "meta_study.txt", "name: OncoLedger cohort\n", "")
+    with pytest.raises(AssertionError):
+        check_study(folder)
+
+
 def _ledger_with(tmp_path: Path, events: list[dict[str, Any]]) -> StoreConfig:
     config = StoreConfig(sqlite_path=str(tmp_path / "ledger.db"))
     with OncoLedger(config) as ledger:
