@@ -31,6 +31,7 @@ MAX_LIMIT = 1000
 MAX_WAIT_SECONDS = 60
 # How often a waiter asks the store whether another process has written (one MAX() query).
 POLL_SECONDS = 0.5
+_LAST = 2**63 - 1
 
 
 class FeedPage(Struct, frozen=True, kw_only=True):
@@ -64,7 +65,10 @@ class Feed:
         check_after(after)
         if not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"`limit` must be 1 to {MAX_LIMIT}", field="limit", rule="range")
-        notifications = self.ledger.recorder.select_notifications(after + 1, limit)
+        # The largest position a store can hold is 2^63-1: nothing can come after it.
+        notifications = (
+            self.ledger.recorder.select_notifications(after + 1, limit) if after < _LAST else []
+        )
         if not notifications:
             head = self.head()
             if after > head:

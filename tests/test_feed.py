@@ -179,6 +179,8 @@ def test_api_roles(api: tuple[TestClient[Any], dict[str, str]]) -> None:
         ("after=-1", "after"),
         ("after=x", "after"),
         ("after=99", "after"),  # beyond the head: documented 400, not an empty page
+        ("after=9223372036854775807", "after"),
+        ("after=9223372036854775808", "after"),
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
         ("wait=-1", "wait"),
@@ -202,6 +204,8 @@ def test_api_bad_input_is_400_naming_the_field(
         ({"Last-Event-ID": "99"}, "", "after"),
         ({}, "?after=99", "after"),
         ({}, "?after=-3", "after"),
+        ({"Last-Event-ID": "9223372036854775807"}, "", "after"),
+        ({"Last-Event-ID": "99999999999999999999"}, "", "Last-Event-ID"),
     ],
 )
 def test_stream_bad_start_is_400_before_streaming(
