@@ -257,6 +257,35 @@ def test_long_poll_is_answered_by_a_write_in_the_server_process(
     assert [e["count"] for e in page["events"]] == [7]
 
 
+def test_stream_resumes_after_last_event_id_which_wins_over_after(
+    api: tuple[TestClient[Any], dict[str, str]],
+    store: StoreConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api import feed as feed_routes
+
+    monkeypatch.setattr(feed_routes, "STREAM_LIFETIME_SECONDS", 0.5)  # so the body ends
+    client, tokens = api
+    headers = {**_auth(tokens["auditor"]), "Last-Event-ID": "1"}
+    response = client.get("/api/v1/events/stream?after=0", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    messages = [m for m in response.text.replace("\r\n", "\n").split("\n\n") if m.strip()]
+    assert messages[0].startswith(": oncoledger feed")  # the opening comment, then events
+    ids = [line[4:] for m in messages for line in m.splitlines() if line.startswith("id: ")]
+    data = [
+        json.loads(line[6:])
+        for m in messages
+        for line in m.splitlines()
+        if line.startswith("data: ")
+    ]
+    assert ids == ["2"]
+    assert [(e["position"], e["type"]) for e in data] == [(2, "ctc_count")]
+    with OncoLedger(store) as ledger:
+        entries = ledger.access_log.query(None, "t-auditor", None, None, 1000).entries
+    assert [e.resource for e in entries] == ["feed"]  # one batch sent, one entry
+
+
 # -- a real server on loopback, SSE and long poll under 8 concurrent writers ------------------
 
 
@@ -450,6 +479,8 @@ def test_follow_prints_json_lines_from_a_position(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [(e["position"], e["count"]) for e in lines] == [(2, 4), (3, 2)]
+    log = CliRunner().invoke(cli, ["--db", db, "access-log", "--json"])
+    assert [e["resource"] for e in json.loads(log.output)["entries"]][:1] == ["feed"]
     beyond = CliRunner().invoke(cli, ["--db", db, "follow", "--after", "9"])
     assert beyond.exit_code == 2
     assert "beyond the ledger's latest position 3" in beyond.output
