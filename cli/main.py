@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli import render
 from cli.audit import access_log, audit, digest, export, verify
-from cli.cbioportal import cbioportal, cbioportal_export
+from cli.cbioportal import cbioportal, export_command
 from cli.errors import EXIT_CODES_HELP, ImportFailed
 from cli.follow import follow
 from cli.params import TIMESTAMP, as_of_options, json_option
@@ -631,9 +631,11 @@ def projections_status(session: Session, as_json: bool) -> None:
     )
 
 
-for _command in (verify, digest, export, audit, access_log, serve, token, follow, cbioportal):
+for _command in (verify, digest, export, audit, access_log, serve, token):
     cli.add_command(_command)
-_cohort_filters(cbioportal_export)  # the cohort filters of `patient list`
+cli.add_command(follow)
+cli.add_command(cbioportal)
+cbioportal.add_command(export_command(_cohort_filters))
 
 
 if __name__ == "__main__":
