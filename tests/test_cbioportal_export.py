@@ -428,6 +428,9 @@ def test_service_errors_name_the_field(tmp_path: Path) -> None:
         assert bad_id.value.field == "study_id"
         with pytest.raises(NotFound):
             export_study(ledger, tmp_path / "x", filters={"sex": ["other"]})
+        with pytest.raises(ValidationFailed) as unknown:
+            export_study(ledger, tmp_path / "x", filters={"colour": "red"})
+        assert unknown.value.field == "colour" and unknown.value.rule == "filter"
         (tmp_path / "file").write_text("")
         with pytest.raises(Conflict):
             export_study(ledger, tmp_path / "file")
