@@ -26,6 +26,7 @@ from litestar.response import Redirect
 from api.audit import AuditController
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
+from api.feed import FeedController
 from api.fhir import FhirController
 from api.integrity import IntegrityController
 from api.patients import PatientController
@@ -125,6 +126,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             IntegrityController,
             AuditController,
             FhirController,
+            FeedController,
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},

@@ -18,8 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli import render
 from cli.audit import access_log, audit, digest, export, verify
+from cli.cbioportal import cbioportal, export_command
 from cli.errors import EXIT_CODES_HELP, ImportFailed
 from cli.fhir import fhir
+from cli.follow import follow
 from cli.params import TIMESTAMP, as_of_options, json_option
 from cli.record import EVENT_TYPE, body_options, build_body, given_fields, types_help
 from cli.serve import serve, token
@@ -632,6 +634,9 @@ def projections_status(session: Session, as_json: bool) -> None:
 
 for _command in (verify, digest, export, audit, access_log, serve, token, fhir):
     cli.add_command(_command)
+cli.add_command(follow)
+cli.add_command(cbioportal)
+cbioportal.add_command(export_command(_cohort_filters))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ READ_ONLY = frozenset(
         "fhir export",
         "audit",
         "access-log",
+        "follow",
+        "cbioportal export",
     }
 )
 

@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     OperationalError,
     PersistenceError,
+    Recording,
     StoredEvent,
 )
 
@@ -149,6 +150,8 @@ class Ledger(Application[str]):
         self.config = config or StoreConfig.from_env()
         # Looks an event id up across all streams (the read side's index); None when unknown.
         self.locate_event: Callable[[UUID], str | None] = lambda _event_id: None
+        # Called after every save by this process (the live feed wakes its followers).
+        self.on_saved: Callable[[], None] = lambda: None
         self._streams = _Streams()
         for attempt in range(5):
             try:
@@ -160,6 +163,9 @@ class Ledger(Application[str]):
                 if attempt == 4:
                     raise
                 time.sleep(0.1 * (attempt + 1))
+
+    def _notify(self, recordings: list[Recording[str]]) -> None:
+        self.on_saved()
 
     def construct_mapper(self) -> LedgerMapper:
         return LedgerMapper(cipher=self.factory.cipher(), compressor=self.factory.compressor())

@@ -24,6 +24,7 @@ from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
 from projections import readmodels
 from projections.access_log import AccessLog, AccessLogReport, AccessPage
 from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audit
+from projections.feed import Feed
 from projections.tokens import TokenStore
 from projections.views import Views
 
@@ -57,6 +58,8 @@ class OncoLedger:
         self.ledger.locate_event = self.views.locate_event
         self.access_log = AccessLog.open(self.config)
         self.tokens = TokenStore.open(self.config)
+        self.feed = Feed(self.ledger)
+        self.ledger.on_saved = self.feed.wake
 
     def close(self) -> None:
         self.tokens.close()

@@ -1,0 +1,72 @@
+"""`oncoledger follow`: print stored events as JSON Lines as they are stored.
+
+One line per event (its flat JSON with `position`), flushed at once, so a shell pipeline sees
+each event as it happens: `oncoledger follow --after 0 | jq -c 'select(.type=="ctc_count")'`.
+Ctrl-C, or the reader at the other end of the pipe going away, stops it cleanly (exit 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import click
+import msgspec
+
+from cli.session import Session, pass_session
+
+# Idle waits are cut into slices this long, so Ctrl-C is answered promptly.
+_IDLE_SECONDS = 5.0
+_BATCH = 500
+_json = msgspec.json.Encoder()
+
+
+@click.command()
+@click.option(
+    "--after",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="POSITION",
+    help="Print events after this position (0: from the first event). Default: only events "
+    "stored from now on.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after printing this many events.",
+)
+@pass_session
+def follow(session: Session, after: int | None, count: int | None) -> None:
+    """Print every stored event as JSON Lines as it is stored, in recording order.
+
+    Each line is one event in its flat JSON form with its `position` (the audit feed's).
+    Runs until Ctrl-C, until the reading end of a pipe closes, or until --count events.
+    """
+    ledger = session.open()
+    feed = ledger.feed
+    position = feed.head() if after is None else after
+    printed = 0
+    out = sys.stdout.buffer
+    try:
+        while count is None or printed < count:
+            page = feed.page(position, _BATCH if count is None else min(_BATCH, count - printed))
+            if not page.events:
+                feed.wait(position, _IDLE_SECONDS)
+                continue
+            for event in page.events:
+                out.write(_json.encode(event) + b"\n")
+                out.flush()
+            printed += len(page.events)
+            position = page.next_after
+            session.log_read("feed")
+    except KeyboardInterrupt:
+        return
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly. Point stdout at /dev/null so the
+        # interpreter's own flush at exit does not fail on the closed pipe.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return
