@@ -54,7 +54,6 @@ class OncoLedger:
         self.config = config or StoreConfig.from_env()
         self.ledger = Ledger(self.config)
         self.views = Views.open(self.config, self.ledger)
-        self.ledger.locate_event = self.views.locate_event
         self.access_log = AccessLog.open(self.config)
         self.tokens = TokenStore.open(self.config)
 

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import msgspec
 
@@ -34,8 +33,8 @@ REBUILD_BATCH = 2000
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ol_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS ol_events (
-        event_id TEXT PRIMARY KEY,
-        position BIGINT NOT NULL UNIQUE,
+        event_id TEXT NOT NULL,
+        position BIGINT PRIMARY KEY,
         patient_id TEXT NOT NULL,
         version BIGINT NOT NULL,
         type TEXT NOT NULL,
@@ -271,12 +270,6 @@ class Views:
             )
             row = cur.fetchone()
         return row[0].encode() if row else None
-
-    def locate_event(self, event_id: UUID) -> str | None:
-        with self.db.transaction() as cur:
-            cur.execute("SELECT patient_id FROM ol_events WHERE event_id = ?", (str(event_id),))
-            row = cur.fetchone()
-        return str(row[0]) if row else None
 
     def patient(self, patient_id: str) -> readmodels.PatientRow:
         with self.db.transaction() as cur:
