@@ -32,6 +32,7 @@ from eventsourcing.persistence import (
 from domain import events as ev
 from domain.errors import Conflict, NotFound, StaleVersion, ValidationFailed
 from domain.event_index import EVENT_IDS, recorder_topic
+from domain.input_checks import check_storable, in_batch
 from domain.integrity import ChainReport, Digest, digest_heads, verify_entries
 from domain.mapper import LedgerMapper
 from domain.patient import Patient, Recorded
@@ -316,6 +317,7 @@ class Ledger(Application[str]):
         if not entries:
             raise ValidationFailed("nothing to append: the batch is empty", field="events")
         _check_ids_unique_in_batch(entries)
+        _check_storable(entries, actor)
         with self._streams.lock(patient_id):
             for attempt in range(MAX_ATTEMPTS):
                 patient = self._streams.take(patient_id) or Patient(patient_id)
@@ -388,6 +390,16 @@ class Ledger(Application[str]):
 
 class _StoredId(msgspec.Struct):
     event_id: str | None = None
+
+
+def _check_storable(entries: Sequence[ev.AnyEvent], actor: str) -> None:
+    """Every string of every entry, nested ones included, is one both stores can hold."""
+    check_storable({"actor": actor})
+    for index, entry in enumerate(entries):
+        try:
+            check_storable(ev.to_builtins(entry))
+        except ValidationFailed as exc:
+            raise (in_batch(exc, index) if len(entries) > 1 else exc) from None
 
 
 def _check_ids_unique_in_batch(entries: Sequence[ev.AnyEvent]) -> None:
