@@ -81,6 +81,21 @@ def test_import_reusing_an_id_in_another_stream_refuses_that_line_and_views_stay
     assert [d["event_id"] for d in ia["draws"]] == [SHARED]
 
 
+def test_record_and_append_reusing_an_id_of_another_stream_exit_4(store: StoreConfig) -> None:
+    for pid in ("IA", "IB"):
+        assert (
+            invoke(store, "patient", "register", pid, "--sex", "male", "--on", "2020").exit_code
+            == 0
+        )
+    draw = ("ctc", "--on", "2023-01-01", "--count", "1", "--event-id", SHARED)
+    assert invoke(store, "record", "IA", *draw).exit_code == 0
+    result = invoke(store, "record", "IB", *draw)
+    assert result.exit_code == 4 and "already used by another patient" in result.stderr
+    result = invoke(store, "append", "IB", "-", input=json.dumps([ctc(), ctc(event_id=SHARED)]))
+    assert result.exit_code == 4, result.output
+    assert stored_count(store) == 3
+
+
 def test_two_ledgers_without_any_read_side_cannot_both_store_one_id(store: StoreConfig) -> None:
     # given two processes' ledgers on one store, and no views at all
     first, second = Ledger(store), Ledger(store)

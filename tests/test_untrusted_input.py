@@ -95,9 +95,7 @@ def test_unstorable_text_in_corrections_is_refused(store: StoreConfig) -> None:
             system.retract("P1", target, reason=NUL, actor="a", source="cli")
         assert refused.value.field == "reason"
         with pytest.raises(ValidationFailed) as refused:
-            system.amend(
-                "P1", target, CTC | {"note": NUL}, reason="typo", actor="a", source="cli"
-            )
+            system.amend("P1", target, CTC | {"note": NUL}, reason="typo", actor="a", source="cli")
         assert refused.value.field == "replacement.note"
         assert system.version("P1") == 2
         # and the stream and its views go on as before
