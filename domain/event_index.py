@@ -76,13 +76,22 @@ class SQLiteEventIdRecorder(SQLiteApplicationRecorder):
             )
             return {str(row[0]): str(row[1]) for row in c.fetchall()}
 
+    def _needs_backfill(self, c: SQLiteCursor) -> bool:
+        c.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {self.events_table_name}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {self.event_ids_table})"
+        )
+        return bool(c.fetchone()[0])
+
     def backfill(self, event_id_of: EventIdOf) -> int:
         """Index every stored event if the index is empty; returns how many were indexed."""
+        with self.datastore.transaction(commit=False) as c:
+            if not self._needs_backfill(c):
+                return 0
         with self.datastore.transaction(commit=True) as c:
             # A write first: it takes the database's write lock, so appends wait for this.
             c.execute(f"DELETE FROM {self.event_ids_table} WHERE 0")
-            c.execute(f"SELECT 1 FROM {self.event_ids_table} LIMIT 1")
-            if c.fetchone() is not None:
+            if not self._needs_backfill(c):
                 return 0
             last, indexed = 0, 0
             while True:
@@ -128,7 +137,9 @@ class PostgresEventIdRecorder(PostgresApplicationRecorder):
         self._select_owners = SQL(
             "SELECT event_id, patient_id FROM {}.{} WHERE event_id = ANY(%s)"
         ).format(*table)
-        self._any_id = SQL("SELECT 1 FROM {}.{} LIMIT 1").format(*table)
+        self._needs_backfill = SQL(
+            "SELECT EXISTS (SELECT 1 FROM {}.{}) AND NOT EXISTS (SELECT 1 FROM {}.{}) AS needs"
+        ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name), *table)
         self._count_ids = SQL("SELECT COUNT(*) AS n FROM {}.{}").format(*table)
         self._select_batch = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
@@ -155,10 +166,14 @@ class PostgresEventIdRecorder(PostgresApplicationRecorder):
             return {str(row["event_id"]): str(row["patient_id"]) for row in curs.fetchall()}
 
     def backfill(self, event_id_of: EventIdOf) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._needs_backfill)
+            if not curs.fetchone()["needs"]:  # type: ignore[index]
+                return 0
         with self.datastore.transaction(commit=True) as curs:
             self._lock_table(curs)
-            curs.execute(self._any_id)
-            if curs.fetchone() is not None:
+            curs.execute(self._needs_backfill)
+            if not curs.fetchone()["needs"]:  # type: ignore[index]
                 return 0
             last, indexed = 0, 0
             while True:
@@ -188,6 +203,7 @@ class PostgresEventIdRecorder(PostgresApplicationRecorder):
 
 def _backfill_pairs(rows: Sequence[Sequence[Any]], event_id_of: EventIdOf) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
+    unreadable = 0
     for _, originator_id, version, topic, state in rows:
         stored = StoredEvent(
             originator_id=str(originator_id),
@@ -197,11 +213,11 @@ def _backfill_pairs(rows: Sequence[Sequence[Any]], event_id_of: EventIdOf) -> li
         )
         event_id = event_id_of(stored)
         if event_id is None:
-            log.warning(
-                "event %s v%s could not be read to index its event_id", originator_id, version
-            )
+            unreadable += 1
             continue
         pairs.append((event_id, str(originator_id)))
+    if unreadable:
+        log.warning("%d stored events could not be read to index their event_id", unreadable)
     return pairs
 
 
