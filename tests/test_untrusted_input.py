@@ -321,3 +321,15 @@ def test_a_500_is_logged_with_its_traceback_and_a_correlation_id(
     assert "caught fire" not in response.text
     (record,) = [r for r in caplog.records if correlation_id in r.getMessage()]
     assert record.exc_info is not None and "caught fire" in str(record.exc_info[1])
+
+
+@pytest.mark.parametrize("data", [DEEP, b'{"format": "\xff"}'])
+def test_verify_file_reports_an_unreadable_export_without_a_crash(
+    tmp_path: Path, data: bytes
+) -> None:
+    # (no database is opened: the export is checked offline)
+    file = tmp_path / "export.json"
+    file.write_bytes(data)
+    result = CliRunner().invoke(cli, ["verify", "--file", str(file)])
+    assert result.exit_code == 5, result.output
+    assert "not valid JSON" in result.stderr and "unexpected" not in result.stderr
