@@ -69,7 +69,8 @@ def home() -> Redirect:
 
 
 async def require_json_body(request: Request[Any, Any, Any]) -> None:
-    """Bodies are JSON: refuse another media type (415), an empty body or malformed JSON (400)."""
+    """Bodies are JSON: refuse another media type (415), an empty body or malformed JSON (400).
+    The query string is checked first, against what the route declares (400)."""
     check_query(request)
     if request.method not in _BODY_METHODS:
         return
@@ -85,7 +86,8 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
         raise ValidationFailed(
             "the request body is empty: send one JSON object", field="$", rule="schema"
         )
-    # Refuses invalid UTF-8, over-deep nesting and unstorable text, naming where.
+    # Refuses invalid UTF-8, over-deep nesting and unstorable text, naming where; the handler's
+    # body parameter is then decoded by Litestar from the same bytes.
     parse_json(body, what="the body")
 
 
