@@ -24,8 +24,9 @@ from cli.record import EVENT_TYPE, body_options, build_body, given_fields, types
 from cli.serve import serve, token
 from cli.session import SOURCE, LedgerGroup, Session, default_actor, pass_session
 from domain.demo import CASE_REPORT_PATIENT
+from domain.errors import ValidationFailed
 from domain.events import SERVER_FIELDS
-from domain.input_checks import parse_json, strip_bom
+from domain.input_checks import check_storable, parse_json, strip_bom
 from domain.ledger import StoreConfig
 from projections.db import views_path
 from projections.root import OncoLedger
@@ -55,6 +56,11 @@ from projections.root import OncoLedger
 @click.pass_context
 def cli(ctx: click.Context, db: str, actor: str) -> None:
     """OncoLedger: an append-only clinical event ledger for cancer care."""
+    try:
+        check_storable(actor)  # stored on every event and every access-log entry
+    except ValidationFailed as exc:
+        message = exc.message.replace("`$`", "the actor")
+        raise click.BadParameter(message, param_hint="--actor") from None
     ctx.obj = Session(db=db, actor=actor, ctx=ctx)
 
 

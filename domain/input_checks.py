@@ -30,6 +30,13 @@ def parse_json(data: bytes | str, *, what: str = "the body") -> Any:
         raise ValidationFailed(
             f"{what} is not valid UTF-8 ({_utf8_error(data)})", field="$", rule="utf8"
         ) from None
+    except UnicodeEncodeError as exc:  # text (not bytes) holding an unpaired surrogate
+        raise ValidationFailed(
+            f"{what} contains an unpaired surrogate at character {exc.start}, which cannot be "
+            "stored; remove it",
+            field="$",
+            rule="storable_text",
+        ) from None
     except RecursionError:
         raise ValidationFailed(
             f"{what} is nested more than {MAX_DEPTH} levels deep", field="$", rule="depth"

@@ -333,3 +333,23 @@ def test_verify_file_reports_an_unreadable_export_without_a_crash(
     result = CliRunner().invoke(cli, ["verify", "--file", str(file)])
     assert result.exit_code == 5, result.output
     assert "not valid JSON" in result.stderr and "unexpected" not in result.stderr
+
+
+def test_amend_body_with_an_unpaired_surrogate_exits_2(run: Cli) -> None:
+    assert run("patient", "register", "P1", "--sex", "male", "--on", "2020-01-01").exit_code == 0
+    result = run("record", "P1", "ctc", "--on", "2021-01-01", "--count", "1", "--json")
+    event_id = json.loads(result.stdout)["event_id"]
+    body = '{"type": "ctc_count", "occurred": "2021-01-01", "count": 2, "note": "x\udcff"}'
+    result = run("amend", "P1", event_id, "--reason", "typo", "--body", body)
+    assert result.exit_code == 2, result.output
+    assert "surrogate" in result.stderr and "unexpected" not in result.stderr
+    assert run.stored() == 2
+
+
+def test_an_actor_that_cannot_be_stored_is_refused_before_any_read_or_write(run: Cli) -> None:
+    assert run("patient", "register", "P1", "--sex", "male", "--on", "2020-01-01").exit_code == 0
+    for command in (("stage", "P1"), ("record", "P1", "ctc", "--on", "2021", "--count", "1")):
+        result = run("--actor", "nurse\udcff", *command)
+        assert result.exit_code == 2, result.output
+        assert "--actor" in result.stderr and "surrogate" in result.stderr
+    assert run.stored() == 1
