@@ -196,19 +196,21 @@ class Views:
             entry = _entry_decoder.decode(state)
             target = getattr(entry, "target_event_id", None)
             rows.append(
-                (
-                    str(entry.event_id),
-                    n.id,
-                    str(n.originator_id),
-                    n.originator_version,
-                    entry.type,
-                    entry.occurred,
-                    _iso(entry.recorded_at),
-                    entry.recorded_by or "",
-                    entry.source or "",
-                    str(target) if target else None,
-                    getattr(entry, "reason", None) if target else None,
-                    state.decode() if isinstance(state, bytes) else str(state),
+                _column_safe(
+                    (
+                        str(entry.event_id),
+                        n.id,
+                        str(n.originator_id),
+                        n.originator_version,
+                        entry.type,
+                        entry.occurred,
+                        _iso(entry.recorded_at),
+                        entry.recorded_by or "",
+                        entry.source or "",
+                        str(target) if target else None,
+                        getattr(entry, "reason", None) if target else None,
+                        state.decode() if isinstance(state, bytes) else str(state),
+                    )
                 )
             )
             touched[str(n.originator_id)] = None
@@ -238,7 +240,7 @@ class Views:
             "ON CONFLICT (patient_id, view) DO UPDATE SET doc = excluded.doc",
             [(patient_id, name, _json.encode(doc).decode()) for name, doc in views.items()],
         )
-        values = [getattr(row, col) for col in PATIENT_COLUMNS]
+        values = _column_safe([getattr(row, col) for col in PATIENT_COLUMNS])
         values[PATIENT_COLUMNS.index("last_recorded_at")] = _iso(row.last_recorded_at)
         updates = ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLUMNS[1:])
         cur.execute(
@@ -392,6 +394,15 @@ def _decode_cursor(cursor: str | None) -> int:
             rule="cursor",
         )
     return offset
+
+
+def _column_safe(values: Sequence[Any]) -> list[Any]:
+    """Values a column of either database can hold. The ledger refuses NUL in text now, but
+    an older version stored some; the views show it as U+FFFD rather than refuse the event
+    (PostgreSQL text cannot hold NUL). Documents (JSON) keep it, escaped."""
+    return [
+        v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for v in values
+    ]
 
 
 def _patient_row(row: Sequence[Any]) -> readmodels.PatientRow:

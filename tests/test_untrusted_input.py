@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from litestar import Litestar
@@ -353,3 +355,29 @@ def test_an_actor_that_cannot_be_stored_is_refused_before_any_read_or_write(run:
         assert result.exit_code == 2, result.output
         assert "--actor" in result.stderr and "surrogate" in result.stderr
     assert run.stored() == 1
+
+
+def test_a_nul_an_older_version_stored_never_stalls_the_views(store: StoreConfig) -> None:
+    # given a retraction whose reason an older version stored with a NUL in it
+    with OncoLedger(store) as system:
+        system.append("P1", [REG], actor="a", source="cli")
+        target = system.append("P1", [CTC], actor="a", source="cli")[0].event_id
+        system.retract("P1", target, reason="oops", actor="a", source="cli")
+    nul_reason = 'replace(%s, \'"reason":"oops"\', \'"reason":"oops\\u0000"\')'
+    if store.database_url:
+        with psycopg.connect(store.database_url, autocommit=True) as conn:
+            conn.execute(f"SET search_path TO {store.schema}")
+            text = nul_reason % "convert_from(state, 'UTF8')"
+            conn.execute(f"UPDATE oncoledger_events SET state = convert_to({text}, 'UTF8')")
+    else:
+        assert store.sqlite_path
+        with sqlite3.connect(store.sqlite_path) as conn:
+            text = nul_reason % "CAST(state AS TEXT)"
+            conn.execute(f"UPDATE stored_events SET state = CAST({text} AS BLOB)")
+    # when the views are built again, every event is in them; the NUL shows as U+FFFD
+    with OncoLedger(store) as system:
+        assert system.history("P1")[-1].reason == "oops\u0000"  # type: ignore[union-attr]
+        assert system.views.rebuild() == 3
+        entries = system.audit("P1", corrections=True).entries
+        assert [e.reason for e in entries] == ["oops\ufffd"]
+        assert system.read("P1", "timeline") is not None
