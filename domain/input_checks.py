@@ -43,8 +43,18 @@ def parse_json(data: bytes | str, *, what: str = "the body") -> Any:
         ) from None
     except msgspec.DecodeError as exc:
         raise ValidationFailed(f"{what} is not valid JSON: {exc}", field="$", rule="json") from None
+    if not may_hold_unstorable(data):
+        return parsed
     check_storable(parsed)
     return parsed
+
+
+def may_hold_unstorable(json_text: bytes | str) -> bool:
+    """False when JSON text that parsed cannot hold a NUL or exceed `MAX_DEPTH`: the parser
+    refuses a raw NUL and every unpaired surrogate escape, so a NUL is only ever `\\u0000`, and
+    nesting needs an opening bracket per level. (A cheap test that spares the walk.)"""
+    raw = json_text.encode("utf-8", "surrogatepass") if isinstance(json_text, str) else json_text
+    return b"\\u0000" in raw or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
 
 
 def _utf8_error(data: bytes | str) -> str:

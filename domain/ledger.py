@@ -32,7 +32,7 @@ from eventsourcing.persistence import (
 from domain import events as ev
 from domain.errors import Conflict, NotFound, StaleVersion, ValidationFailed
 from domain.event_index import EVENT_IDS, recorder_topic
-from domain.input_checks import check_storable, in_batch
+from domain.input_checks import check_storable, in_batch, may_hold_unstorable
 from domain.integrity import ChainReport, Digest, digest_heads, verify_entries
 from domain.mapper import LedgerMapper
 from domain.patient import Patient, Recorded
@@ -397,7 +397,13 @@ def _check_storable(entries: Sequence[ev.AnyEvent], actor: str) -> None:
     check_storable({"actor": actor})
     for index, entry in enumerate(entries):
         try:
-            check_storable(ev.to_builtins(entry))
+            suspect = may_hold_unstorable(ev.encode(entry))
+        except UnicodeEncodeError:  # an unpaired surrogate has no UTF-8 form
+            suspect = True
+        if not suspect:
+            continue
+        try:
+            check_storable(ev.to_builtins(entry))  # finds it, naming the field
         except ValidationFailed as exc:
             raise (in_batch(exc, index) if len(entries) > 1 else exc) from None
 

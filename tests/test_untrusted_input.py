@@ -381,3 +381,11 @@ def test_a_nul_an_older_version_stored_never_stalls_the_views(store: StoreConfig
         entries = system.audit("P1", corrections=True).entries
         assert [e.reason for e in entries] == ["oops\ufffd"]
         assert system.read("P1", "timeline") is not None
+
+
+def test_text_that_only_looks_like_an_escaped_nul_is_stored(api: Api) -> None:
+    # a backslash followed by `u0000` is ordinary text (JSON `\\u0000`), not a NUL
+    body = json.dumps(CTC | {"note": "path C:\\u0000 typed literally"}).encode()
+    response = api.post("/patients/P1/events", body)
+    assert response.status_code == 201, response.text
+    assert api.system.history("P1")[-1].note == "path C:\\u0000 typed literally"
