@@ -17,7 +17,7 @@ import anyio.to_thread
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import ClientException, SerializationException
+from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
@@ -30,9 +30,11 @@ from api.feed import FeedController
 from api.fhir import FhirController
 from api.integrity import IntegrityController
 from api.patients import PatientController
+from api.query_checks import check_query
 from api.schemas import Health
 from api.views import ViewController
 from domain.errors import ValidationFailed
+from domain.input_checks import parse_json
 from domain.ledger import StoreConfig
 from projections.root import OncoLedger
 
@@ -69,7 +71,9 @@ def home() -> Redirect:
 
 
 async def require_json_body(request: Request[Any, Any, Any]) -> None:
-    """Bodies are JSON: refuse another media type (415), an empty body or malformed JSON (400)."""
+    """Bodies are JSON: refuse another media type (415), an empty body or malformed JSON (400).
+    The query string is checked first, against what the route declares (400)."""
+    check_query(request)
     if request.method not in _BODY_METHODS:
         return
     media_type = request.content_type[0]
@@ -79,16 +83,14 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
             detail=f"the body must be JSON sent as `Content-Type: application/json`, not "
             f"{media_type!r} (with curl: --json, or -H 'Content-Type: application/json')",
         )
-    if not (await request.body()).strip():
+    body = await request.body()
+    if not body.strip():
         raise ValidationFailed(
             "the request body is empty: send one JSON object", field="$", rule="schema"
         )
-    try:
-        await request.json()  # parsed once: the handler's body parameter reuses it
-    except SerializationException as exc:
-        raise ValidationFailed(
-            f"the body is not valid JSON: {exc}", field="$", rule="json"
-        ) from exc
+    # Refuses invalid UTF-8, over-deep nesting and unstorable text, naming where; the handler's
+    # body parameter is then decoded by Litestar from the same bytes.
+    parse_json(body, what="the body")
 
 
 def _ledger(state: State) -> OncoLedger:

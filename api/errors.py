@@ -8,7 +8,9 @@ messages passed through with the parameter they concern.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from uuid import uuid4
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -32,8 +34,10 @@ KIND_BY_STATUS |= {405: "method_not_allowed", 413: "too_large", 415: "unsupporte
 
 _AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="oncoledger"'}
 
+log = logging.getLogger("oncoledger.api")
 
-def error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+
+def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     """Map a `DomainError` or a Litestar `HTTPException` onto one JSON error response."""
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
@@ -43,16 +47,36 @@ def error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorB
         status = 400
         detail, extra = _parameter_errors(exc)
         body = ErrorBody(status_code=status, detail=detail, extra=extra)
-    elif isinstance(exc, HTTPException):
+    elif isinstance(exc, HTTPException) and exc.status_code != 500:
         status = exc.status_code
         headers |= exc.headers or {}
         kind = KIND_BY_STATUS.get(status, "error" if status < 500 else "server_error")
         body = ErrorBody(status_code=status, detail=exc.detail, extra={"kind": kind})
-    else:  # registered only for the two classes above
-        raise exc
+    else:
+        return internal_error(request, exc)
     if status == 401:
         headers |= _AUTHENTICATE
     return Response(body, status_code=status, headers=headers)
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """Anything unexpected: its traceback goes to the server's log under a correlation id,
+    and the client gets that id (never the traceback) to quote to whoever runs the server."""
+    correlation_id = uuid4().hex
+    log.error(
+        "500 on %s %s, correlation_id=%s",
+        request.method,
+        request.url.path,
+        correlation_id,
+        exc_info=exc,
+    )
+    body = ErrorBody(
+        status_code=500,
+        detail="internal server error: the server's log has the details under correlation id "
+        f"{correlation_id}",
+        extra={"kind": "server_error", "correlation_id": correlation_id},
+    )
+    return Response(body, status_code=500)
 
 
 def _parameter_errors(exc: ValidationException) -> tuple[str, dict[str, Any]]:
@@ -80,6 +104,7 @@ def _source(error: dict[str, Any]) -> str:
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: error_response,
     HTTPException: error_response,
+    Exception: error_response,
 }
 
 _DESCRIPTIONS: dict[int, str] = {

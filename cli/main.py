@@ -27,6 +27,9 @@ from cli.record import EVENT_TYPE, body_options, build_body, given_fields, types
 from cli.serve import serve, token
 from cli.session import SOURCE, LedgerGroup, Session, default_actor, pass_session
 from domain.demo import CASE_REPORT_PATIENT
+from domain.errors import ValidationFailed
+from domain.events import SERVER_FIELDS
+from domain.input_checks import check_storable, parse_json, strip_bom
 from domain.ledger import StoreConfig
 from projections.db import views_path
 from projections.root import OncoLedger
@@ -56,6 +59,11 @@ from projections.root import OncoLedger
 @click.pass_context
 def cli(ctx: click.Context, db: str, actor: str) -> None:
     """OncoLedger: an append-only clinical event ledger for cancer care."""
+    try:
+        check_storable(actor)  # stored on every event and every access-log entry
+    except ValidationFailed as exc:
+        message = exc.message.replace("`$`", "the actor")
+        raise click.BadParameter(message, param_hint="--actor") from None
     ctx.obj = Session(db=db, actor=actor, ctx=ctx)
 
 
@@ -320,10 +328,7 @@ def record(
 
 
 def _read_json(stream: BinaryIO, what: str) -> Any:
-    try:
-        return msgspec.json.decode(stream.read())
-    except msgspec.DecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from None
+    return parse_json(strip_bom(stream.read()), what=what)
 
 
 @cli.command()
@@ -342,7 +347,7 @@ def append(
     as_json: bool,
 ) -> None:
     """Append the events in FILE (`-`: stdin), a JSON object or array, as one atomic batch."""
-    data = _read_json(file, "'FILE'")
+    data = _read_json(file, "FILE")
     bodies = data if isinstance(data, list) else [data]
     receipts = session.open().append(
         patient_id, bodies, actor=session.actor, source=SOURCE, expected_version=expect_version
@@ -392,12 +397,19 @@ def import_(session: Session, file: str, as_json: bool) -> None:
                 "stored": report.stored,
                 "duplicates": report.duplicates,
                 "failed": [{"line": n, "reason": r} for n, r in report.failed],
+                "server_fields_ignored": report.server_fields_ignored,
             }
         )
     else:
         click.echo(
             f"imported: {report.stored} stored, {report.duplicates} already recorded, "
             f"{len(report.failed)} failed"
+        )
+    if report.server_fields_ignored and not as_json:
+        click.echo(
+            f"{report.server_fields_ignored} line(s) carried server-assigned fields "
+            f"({', '.join(SERVER_FIELDS)}): ignored, assigned anew by this ledger",
+            err=True,
         )
     if report.failed:
         raise ImportFailed(f"{len(report.failed)} line(s) failed; the valid lines are stored")
@@ -448,10 +460,7 @@ def amend(
     if body_json is not None:
         if occurred is not None or estimated or note is not None or fields:
             raise click.UsageError("give either --body or --on with type options, not both")
-        try:
-            replacement = msgspec.json.decode(body_json)
-        except msgspec.DecodeError as exc:
-            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="'--body'") from None
+        replacement = parse_json(body_json, what="--body")
         if not isinstance(replacement, dict):
             raise click.BadParameter("must be a JSON object", param_hint="'--body'")
         if "type" not in replacement:

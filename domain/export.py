@@ -89,7 +89,7 @@ def verify_export(
     if isinstance(document, bytes | str):
         try:
             document = msgspec.json.decode(document)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             return _failed(f"the document is not valid JSON ({exc})")
     if not isinstance(document, dict):
         return _failed("the document is not a JSON object")

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     OperationalError,
@@ -31,6 +31,8 @@ from eventsourcing.persistence import (
 
 from domain import events as ev
 from domain.errors import Conflict, NotFound, StaleVersion, ValidationFailed
+from domain.event_index import EVENT_IDS, recorder_topic
+from domain.input_checks import check_storable, in_batch, may_hold_unstorable
 from domain.integrity import ChainReport, Digest, digest_heads, verify_entries
 from domain.mapper import LedgerMapper
 from domain.patient import Patient, Recorded
@@ -61,7 +63,10 @@ class StoreConfig:
         return self.database_url is not None
 
     def library_env(self) -> dict[str, str]:
-        env: dict[str, str] = {"ORIGINATOR_ID_TYPE": "text"}
+        env: dict[str, str] = {
+            "ORIGINATOR_ID_TYPE": "text",
+            "APPLICATION_RECORDER_TOPIC": recorder_topic(self.is_postgres),
+        }
         if self.database_url:
             url = urlparse(self.database_url)
             if url.scheme not in ("postgresql", "postgres"):
@@ -148,14 +153,13 @@ class Ledger(Application[str]):
 
     def __init__(self, config: StoreConfig | None = None) -> None:
         self.config = config or StoreConfig.from_env()
-        # Looks an event id up across all streams (the read side's index); None when unknown.
-        self.locate_event: Callable[[UUID], str | None] = lambda _event_id: None
         # Called after every save by this process (the live feed wakes its followers).
         self.on_saved: Callable[[], None] = lambda: None
         self._streams = _Streams()
         for attempt in range(5):
             try:
                 super().__init__(env=self.config.library_env())
+                self.recorder.backfill(self._event_id_of)  # type: ignore[attr-defined]
                 break
             except PersistenceError:
                 # Two processes creating the tables at once can collide in PostgreSQL's
@@ -169,6 +173,20 @@ class Ledger(Application[str]):
 
     def construct_mapper(self) -> LedgerMapper:
         return LedgerMapper(cipher=self.factory.cipher(), compressor=self.factory.compressor())
+
+    def _record(self, processing_event: ProcessingEvent[str]) -> list[Recording[str]]:
+        """Every save hands the recorder the ids it stores, for the ledger-wide index."""
+        processing_event.saved_kwargs[EVENT_IDS] = [
+            (str(cast(Recorded, e).entry.event_id), str(e.originator_id))
+            for e in processing_event.events
+        ]
+        return super()._record(processing_event)
+
+    def _event_id_of(self, stored: StoredEvent) -> str | None:
+        try:
+            return msgspec.json.decode(self.plaintext(stored), type=_StoredId).event_id
+        except Exception:  # unreadable (tampered, another key): the index skips it, logged
+            return None
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -303,7 +321,8 @@ class Ledger(Application[str]):
         """Record `entries` in one transaction: all of them or none."""
         if not entries:
             raise ValidationFailed("nothing to append: the batch is empty", field="events")
-        self._check_ids_unused_elsewhere(patient_id, entries)
+        _check_ids_unique_in_batch(entries)
+        _check_storable(entries, actor)
         with self._streams.lock(patient_id):
             for attempt in range(MAX_ATTEMPTS):
                 patient = self._streams.take(patient_id) or Patient(patient_id)
@@ -342,6 +361,8 @@ class Ledger(Application[str]):
                 try:
                     self.save(patient)
                 except (IntegrityError, OperationalError) as exc:
+                    if isinstance(exc, IntegrityError):
+                        self._check_ids_unused_elsewhere(patient_id, receipts)
                     # Another process took these versions: start again from the store.
                     if expected_version is not None and isinstance(exc, IntegrityError):
                         raise StaleVersion(
@@ -359,25 +380,51 @@ class Ledger(Application[str]):
             rule="write_contention",
         )
 
-    def _check_ids_unused_elsewhere(self, patient_id: str, entries: Sequence[ev.AnyEvent]) -> None:
-        seen: set[UUID] = set()
-        for entry in entries:
-            if entry.event_id is None:
-                continue
-            if entry.event_id in seen:
-                raise ValidationFailed(
-                    f"event_id {entry.event_id} appears twice in one batch",
-                    field="event_id",
-                    rule="unique_event_id",
-                )
-            seen.add(entry.event_id)
-            owner = self.locate_event(entry.event_id)
-            if owner is not None and owner != patient_id:
+    def _check_ids_unused_elsewhere(self, patient_id: str, receipts: Sequence[Receipt]) -> None:
+        """After a refused save: was it an event id that another stream holds?"""
+        new = [str(r.event_id) for r in receipts if r.created]
+        for event_id, owner in self.recorder.owners(new).items():  # type: ignore[attr-defined]
+            if owner != patient_id:
                 raise Conflict(
-                    f"event_id {entry.event_id} is already used by another patient's stream",
+                    f"event_id {event_id} is already used by another patient's stream; "
+                    "nothing was recorded",
                     field="event_id",
                     rule="unique_event_id",
                 )
+
+
+class _StoredId(msgspec.Struct):
+    event_id: str | None = None
+
+
+def _check_storable(entries: Sequence[ev.AnyEvent], actor: str) -> None:
+    """Every string of every entry, nested ones included, is one both stores can hold."""
+    check_storable({"actor": actor})
+    for index, entry in enumerate(entries):
+        try:
+            suspect = may_hold_unstorable(ev.encode(entry))
+        except UnicodeEncodeError:  # an unpaired surrogate has no UTF-8 form
+            suspect = True
+        if not suspect:
+            continue
+        try:
+            check_storable(ev.to_builtins(entry))  # finds it, naming the field
+        except ValidationFailed as exc:
+            raise (in_batch(exc, index) if len(entries) > 1 else exc) from None
+
+
+def _check_ids_unique_in_batch(entries: Sequence[ev.AnyEvent]) -> None:
+    seen: set[UUID] = set()
+    for entry in entries:
+        if entry.event_id is None:
+            continue
+        if entry.event_id in seen:
+            raise ValidationFailed(
+                f"event_id {entry.event_id} appears twice in one batch",
+                field="event_id",
+                rule="unique_event_id",
+            )
+        seen.add(entry.event_id)
 
 
 def save_retry_exceptions() -> tuple[type[Exception], ...]:

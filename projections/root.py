@@ -19,6 +19,7 @@ import msgspec
 from domain import events as ev
 from domain.errors import DomainError, NotFound, ValidationFailed
 from domain.export import ExportReport, export_patient, verify_export
+from domain.input_checks import in_batch, parse_json, strip_bom
 from domain.integrity import ChainReport
 from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
 from projections import readmodels
@@ -29,6 +30,13 @@ from projections.tokens import TokenStore
 from projections.views import Views
 
 Body = dict[str, Any] | ev.AnyEvent
+
+
+def _batch_entry(body: Body, index: int, total: int, patient_id: str) -> ev.AnyEvent:
+    try:
+        return as_entry(body, patient_id=patient_id)
+    except DomainError as exc:
+        raise (in_batch(exc, index) if total > 1 else exc) from None
 
 
 def as_entry(body: Body, *, patient_id: str | None = None) -> ev.AnyEvent:
@@ -46,6 +54,9 @@ class ImportReport:
     stored: int = 0
     duplicates: int = 0
     failed: list[tuple[int, str]] = field(default_factory=list)
+    # Lines that carried server-assigned fields (an export's lines do): this ledger assigns
+    # them anew, so their values were ignored.
+    server_fields_ignored: int = 0
 
 
 class OncoLedger:
@@ -55,7 +66,6 @@ class OncoLedger:
         self.config = config or StoreConfig.from_env()
         self.ledger = Ledger(self.config)
         self.views = Views.open(self.config, self.ledger)
-        self.ledger.locate_event = self.views.locate_event
         self.access_log = AccessLog.open(self.config)
         self.tokens = TokenStore.open(self.config)
         self.feed = Feed(self.ledger)
@@ -94,7 +104,7 @@ class OncoLedger:
         source: str,
         expected_version: int | None = None,
     ) -> list[Receipt]:
-        entries = [as_entry(b, patient_id=patient_id) for b in bodies]
+        entries = [_batch_entry(b, i, len(bodies), patient_id) for i, b in enumerate(bodies)]
         receipts = self.ledger.append(
             patient_id, entries, actor=actor, source=source, expected_version=expected_version
         )
@@ -186,10 +196,12 @@ class OncoLedger:
         for number, line in enumerate(lines, start=1):
             if progress:
                 progress(number)
+            if number == 1:
+                line = strip_bom(line)
             if not line.strip():
                 continue
             try:
-                patient_id, entry = _import_line(line)
+                patient_id, entry, ignored = _import_line(line)
             except DomainError as exc:
                 report.failed.append((number, exc.message))
                 continue
@@ -197,6 +209,7 @@ class OncoLedger:
                 self._import_run(run_patient, run, actor, report)
                 run, run_patient = [], patient_id
             run.append((number, entry))
+            report.server_fields_ignored += ignored
         self._import_run(run_patient, run, actor, report)
         report.failed.sort()
         self.views.catch_up()
@@ -405,12 +418,10 @@ class OncoLedger:
 IMPORT_BATCH = 500
 
 
-def _import_line(line: bytes | str) -> tuple[str, ev.AnyEvent]:
-    """One JSON Lines record: its patient and its event, validated."""
-    try:
-        data = msgspec.json.decode(line)
-    except msgspec.DecodeError as exc:
-        raise ValidationFailed(f"not valid JSON: {exc}", field="$", rule="json") from exc
+def _import_line(line: bytes | str) -> tuple[str, ev.AnyEvent, bool]:
+    """One JSON Lines record: its patient, its event (validated), and whether it carried
+    server-assigned fields, which are ignored (the server assigns them again here)."""
+    data = parse_json(line, what="the line")
     if not isinstance(data, dict):
         raise ValidationFailed("a line must be one JSON object", field="$")
     patient_id = data.get("patient_id")
@@ -418,7 +429,8 @@ def _import_line(line: bytes | str) -> tuple[str, ev.AnyEvent]:
         raise ValidationFailed(
             "each line needs a `patient_id`", field="patient_id", rule="required"
         )
-    return patient_id, decode_entry(ev.strip_server_fields(data))
+    ignored = any(data.get(name) is not None for name in ev.SERVER_FIELDS)
+    return patient_id, decode_entry(ev.strip_server_fields(data)), ignored
 
 
 def _today() -> str:

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import msgspec
 
@@ -34,8 +33,8 @@ REBUILD_BATCH = 2000
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ol_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS ol_events (
-        event_id TEXT PRIMARY KEY,
-        position BIGINT NOT NULL UNIQUE,
+        event_id TEXT NOT NULL,
+        position BIGINT PRIMARY KEY,
         patient_id TEXT NOT NULL,
         version BIGINT NOT NULL,
         type TEXT NOT NULL,
@@ -197,19 +196,21 @@ class Views:
             entry = _entry_decoder.decode(state)
             target = getattr(entry, "target_event_id", None)
             rows.append(
-                (
-                    str(entry.event_id),
-                    n.id,
-                    str(n.originator_id),
-                    n.originator_version,
-                    entry.type,
-                    entry.occurred,
-                    _iso(entry.recorded_at),
-                    entry.recorded_by or "",
-                    entry.source or "",
-                    str(target) if target else None,
-                    getattr(entry, "reason", None) if target else None,
-                    state.decode() if isinstance(state, bytes) else str(state),
+                _column_safe(
+                    (
+                        str(entry.event_id),
+                        n.id,
+                        str(n.originator_id),
+                        n.originator_version,
+                        entry.type,
+                        entry.occurred,
+                        _iso(entry.recorded_at),
+                        entry.recorded_by or "",
+                        entry.source or "",
+                        str(target) if target else None,
+                        getattr(entry, "reason", None) if target else None,
+                        state.decode() if isinstance(state, bytes) else str(state),
+                    )
                 )
             )
             touched[str(n.originator_id)] = None
@@ -239,7 +240,7 @@ class Views:
             "ON CONFLICT (patient_id, view) DO UPDATE SET doc = excluded.doc",
             [(patient_id, name, _json.encode(doc).decode()) for name, doc in views.items()],
         )
-        values = [getattr(row, col) for col in PATIENT_COLUMNS]
+        values = _column_safe([getattr(row, col) for col in PATIENT_COLUMNS])
         values[PATIENT_COLUMNS.index("last_recorded_at")] = _iso(row.last_recorded_at)
         updates = ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLUMNS[1:])
         cur.execute(
@@ -272,12 +273,6 @@ class Views:
             row = cur.fetchone()
         return row[0].encode() if row else None
 
-    def locate_event(self, event_id: UUID) -> str | None:
-        with self.db.transaction() as cur:
-            cur.execute("SELECT patient_id FROM ol_events WHERE event_id = ?", (str(event_id),))
-            row = cur.fetchone()
-        return str(row[0]) if row else None
-
     def patient(self, patient_id: str) -> readmodels.PatientRow:
         with self.db.transaction() as cur:
             cur.execute(
@@ -304,7 +299,7 @@ class Views:
         count costs far more than the page itself."""
         where, params = _where(filters or {})
         descending = sort.startswith("-")
-        column = sort.lstrip("-")
+        column = sort.removeprefix("-")
         if column not in PATIENT_COLUMNS:
             raise ValidationFailed(
                 f"`sort` must be one of {', '.join(PATIENT_COLUMNS)} (prefix - for descending)",
@@ -380,20 +375,34 @@ def _encode_cursor(offset: int) -> str:
 
 
 def _decode_cursor(cursor: str | None) -> int:
+    """The offset of a cursor `_encode_cursor` made, and nothing else: anything this server
+    could not have handed out (other text, another encoding, an offset no query can reach)."""
     if not cursor:
         return 0
     try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if not text.startswith("o:"):
-            raise ValueError(text)
-        offset = int(text[2:])
-        if offset < 0:
-            raise ValueError(text)
-    except ValueError as exc:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+    except (ValueError, UnicodeError):
+        text = ""
+    digits = text.removeprefix("o:")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+        digits = "0"  # not an offset: refused below
+    offset = int(digits)
+    if offset < 1 or _encode_cursor(offset) != cursor:
         raise ValidationFailed(
-            "`cursor` is not one this server handed out", field="cursor", rule="cursor"
-        ) from exc
+            "`cursor` is not one this server handed out: pass a page's `next_cursor` as it is",
+            field="cursor",
+            rule="cursor",
+        )
     return offset
+
+
+def _column_safe(values: Sequence[Any]) -> list[Any]:
+    """Values a column of either database can hold. The ledger refuses NUL in text now, but
+    an older version stored some; the views show it as U+FFFD rather than refuse the event
+    (PostgreSQL text cannot hold NUL). Documents (JSON) keep it, escaped."""
+    return [
+        v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for v in values
+    ]
 
 
 def _patient_row(row: Sequence[Any]) -> readmodels.PatientRow:

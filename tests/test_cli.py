@@ -415,7 +415,7 @@ def test_import_from_stdin_all_good_exits_0(run: Cli) -> None:
         {"type": "patient_registered", "patient_id": "Q1", "occurred": "2020", "sex": "male"}
     )
     report = run.json("import", "-", input=text + "\n")
-    assert report == {"stored": 1, "duplicates": 0, "failed": []}
+    assert report == {"stored": 1, "duplicates": 0, "failed": [], "server_fields_ignored": 0}
 
 
 # -- corrections ---------------------------------------------------------------------------------

@@ -1020,12 +1020,11 @@ def test_a_batch_mixing_a_resent_event_and_a_new_one(ledger: Ledger) -> None:
 
 
 def test_an_event_id_used_in_another_stream_is_a_conflict(ledger: Ledger) -> None:
-    # given the read side knows event X belongs to P2
+    # given event X is stored in P2's stream
     given_registered(ledger, P1)
     given_registered(ledger, P2)
     event_id = uuid4()
     send1(ledger, P2, ctc(event_id=str(event_id)))
-    ledger.locate_event = lambda eid: P2 if eid == event_id else None
     # when P1 is sent an event with that id, then it is a conflict
     refused(ledger, P1, ctc(event_id=str(event_id)), kind=Conflict, field="event_id")
 

@@ -1,0 +1,104 @@
+"""The ledger-wide event-id index on PostgreSQL (see `domain.event_index`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
+
+from domain.event_index import (
+    BACKFILL_BATCH,
+    EventIdOf,
+    backfill_pairs,
+    index_pairs,
+    index_table,
+    report_backfill,
+)
+
+
+class PostgresEventIdRecorder(PostgresApplicationRecorder):
+    """PostgreSQL: the ids are inserted under the events table's lock, then the events."""
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.event_ids_table = index_table(events_table_name)
+        self.check_identifier_length(self.event_ids_table)
+        table = Identifier(self.datastore.schema), Identifier(self.event_ids_table)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} "
+                "(event_id text PRIMARY KEY, patient_id text NOT NULL)"
+            ).format(*table)
+        )
+        self._insert_ids = SQL("INSERT INTO {}.{} (event_id, patient_id) VALUES (%s, %s)").format(
+            *table
+        )
+        self._insert_ids_if_new = self._insert_ids + SQL(" ON CONFLICT (event_id) DO NOTHING")
+        self._select_owners = SQL(
+            "SELECT event_id, patient_id FROM {}.{} WHERE event_id = ANY(%s)"
+        ).format(*table)
+        self._needs_backfill = SQL(
+            "SELECT EXISTS (SELECT 1 FROM {}.{}) AND NOT EXISTS (SELECT 1 FROM {}.{}) AS needs"
+        ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name), *table)
+        self._count_ids = SQL("SELECT COUNT(*) AS n FROM {}.{}").format(*table)
+        self._select_batch = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {}.{} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+
+    def _insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # The table lock first (the library takes it again before inserting the events): two
+        # appends that reuse one id are then serialised, and the second fails on the key.
+        self._lock_table(curs)
+        pairs = index_pairs(kwargs)
+        if pairs:
+            curs.executemany(self._insert_ids, pairs)
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    def owners(self, event_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(event_ids)
+        if not ids:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_owners, (ids,))
+            return {str(row["event_id"]): str(row["patient_id"]) for row in curs.fetchall()}
+
+    def backfill(self, event_id_of: EventIdOf) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._needs_backfill)
+            if not curs.fetchone()["needs"]:  # type: ignore[index]
+                return 0
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            curs.execute(self._needs_backfill)
+            if not curs.fetchone()["needs"]:  # type: ignore[index]
+                return 0
+            last, indexed = 0, 0
+            while True:
+                curs.execute(self._select_batch, (last, BACKFILL_BATCH))
+                rows = [
+                    (
+                        r["notification_id"],
+                        r["originator_id"],
+                        r["originator_version"],
+                        r["topic"],
+                        bytes(r["state"]),
+                    )
+                    for r in curs.fetchall()
+                ]
+                if not rows:
+                    break
+                last = rows[-1][0]
+                pairs = backfill_pairs(rows, event_id_of)
+                if pairs:
+                    curs.executemany(self._insert_ids_if_new, pairs)
+                indexed += len(pairs)
+            curs.execute(self._count_ids)
+            row = curs.fetchone()
+            report_backfill(indexed, int(row["n"]) if row else 0)
+            return indexed
