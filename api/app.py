@@ -29,6 +29,7 @@ from api.events import EventController
 from api.integrity import IntegrityController
 from api.patients import PatientController
 from api.schemas import Health
+from api.storage_errors import STORAGE_EXCEPTION_HANDLERS
 from api.views import ViewController
 from domain.errors import ValidationFailed
 from domain.ledger import StoreConfig
@@ -108,6 +109,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
     @asynccontextmanager
     async def open_ledger(app: Litestar) -> AsyncIterator[None]:
         ledger = await anyio.to_thread.run_sync(OncoLedger, store)
+        await anyio.to_thread.run_sync(ledger.catch_up_views)  # e.g. after an interrupted import
         app.state.ledger = ledger
         try:
             yield
@@ -126,7 +128,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **STORAGE_EXCEPTION_HANDLERS},
         before_request=require_json_body,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import click
 import msgspec
@@ -161,7 +161,7 @@ def patient_register(
         estimated=estimated,
         note=note,
         fields=fields,
-        event_id=str(event_id) if event_id else None,
+        event_id=str(event_id or uuid4()),  # known before writing: a retry can name it
     )
     receipt = session.open().register(patient_id, body, actor=session.actor, source=SOURCE)
     _print_receipts(patient_id, ["patient_registered"], [receipt], as_json, single=True)
@@ -304,7 +304,7 @@ def record(
         estimated=estimated,
         note=note,
         fields=given_fields(options),
-        event_id=str(event_id) if event_id else None,
+        event_id=str(event_id or uuid4()),  # known before writing: a retry can name it
     )
     (receipt,) = session.open().append(
         patient_id,
@@ -470,7 +470,7 @@ def amend(
         reason=reason,
         actor=session.actor,
         source=SOURCE,
-        event_id=amendment_id,
+        event_id=amendment_id or uuid4(),
     )
     _print_receipts(patient_id, ["event_amended"], [receipt], as_json, single=True)
 
@@ -499,7 +499,7 @@ def retract(
         reason=reason,
         actor=session.actor,
         source=SOURCE,
-        event_id=retraction_id,
+        event_id=retraction_id or uuid4(),
     )
     _print_receipts(patient_id, ["event_retracted"], [receipt], as_json, single=True)
 

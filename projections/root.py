@@ -8,6 +8,7 @@ the stream as it was then.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,15 +18,19 @@ from uuid import UUID
 import msgspec
 
 from domain import events as ev
-from domain.errors import DomainError, NotFound, ValidationFailed
+from domain.errors import DomainError, NotFound, StorageFault, ValidationFailed
 from domain.export import ExportReport, export_patient, verify_export
 from domain.integrity import ChainReport
 from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
+from domain.storage_faults import storage_fault
 from projections import readmodels
 from projections.access_log import AccessLog, AccessLogReport, AccessPage
 from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audit
+from projections.key_check import check_cipher_key
 from projections.tokens import TokenStore
 from projections.views import Views
+
+log = logging.getLogger(__name__)
 
 Body = dict[str, Any] | ev.AnyEvent
 
@@ -53,6 +58,11 @@ class OncoLedger:
     def __init__(self, config: StoreConfig | None = None) -> None:
         self.config = config or StoreConfig.from_env()
         self.ledger = Ledger(self.config)
+        try:
+            check_cipher_key(self.config, self.ledger)  # before anything is read or written
+        except BaseException:
+            self.ledger.close()
+            raise
         self.views = Views.open(self.config, self.ledger)
         self.ledger.locate_event = self.views.locate_event
         self.access_log = AccessLog.open(self.config)
@@ -95,7 +105,7 @@ class OncoLedger:
         receipts = self.ledger.append(
             patient_id, entries, actor=actor, source=source, expected_version=expected_version
         )
-        self.views.catch_up()
+        self._catch_up_after_write()
         return receipts
 
     def amend(
@@ -196,7 +206,7 @@ class OncoLedger:
             run.append((number, entry))
         self._import_run(run_patient, run, actor, report)
         report.failed.sort()
-        self.views.catch_up()
+        self._catch_up_after_write()
         return report
 
     def _import_run(
@@ -246,7 +256,7 @@ class OncoLedger:
         from domain.demo import record_demo
 
         recorded = record_demo(self.ledger, actor=actor, source=source)
-        self.views.catch_up()
+        self._catch_up_after_write()
         return recorded
 
     def version(self, patient_id: str) -> int:
@@ -300,17 +310,53 @@ class OncoLedger:
             return None
         if view == "ctc" and readmodels.effective_rule(rule) != readmodels.STORED_CTC_RULE:
             return None
-        self.views.catch_up()
+        if not self._catch_up_for_read():
+            return None  # derived from the stream instead: as current, only slower
         return self.views.doc(patient_id, view)
 
     def replay(self, patient_id: str) -> list[readmodels.ReplayStep]:
         return readmodels.replay(patient_id, self.history(patient_id))
 
     def patients(self, **query: Any) -> readmodels.PatientPage:
+        self._require_current_views("the cohort index")
         return self.views.patients(**query)
 
     def patient(self, patient_id: str) -> readmodels.PatientRow:
-        return self.views.patient(patient_id)
+        if self._catch_up_for_read():
+            return self.views.patient(patient_id)
+        return readmodels.project(patient_id, self.history(patient_id))[1]
+
+    # -- keeping the views current -------------------------------------------------------------
+    # A write is acknowledged once the ledger has stored it; the views are derived and catch up
+    # on the next write or read when they cannot now (a full disk under the views file, say).
+    # Reads never answer from views that are behind: they derive from the stream, or refuse.
+
+    def catch_up_views(self) -> None:
+        """Bring the views up to the ledger's head (a server does it at start-up, after an
+        interrupted import say); when they cannot now, a later write or read does."""
+        self._catch_up_after_write()
+
+    def _catch_up_after_write(self) -> None:
+        try:
+            self.views.catch_up()
+        except Exception:
+            log.exception("the views could not catch up with the ledger; they will later")
+
+    def _require_current_views(self, what: str) -> None:
+        if not self._catch_up_for_read():
+            raise StorageFault(
+                f"{what} cannot catch up with the ledger (the server log says why); it would "
+                "be incomplete, so it is not answered; try again later",
+                rule="views_behind",
+            )
+
+    def _catch_up_for_read(self) -> bool:
+        try:
+            self.views.catch_up()
+        except Exception:
+            log.exception("the views could not catch up before a read")
+            return False
+        return True
 
     # -- integrity -----------------------------------------------------------------------------
 
@@ -337,7 +383,7 @@ class OncoLedger:
         limit: int = 100,
     ) -> AuditPage:
         """Stored events in recording order (SPEC §4 audit), filtered, paged by `position`."""
-        self.views.catch_up()
+        self._require_current_views("the change audit")
         return query_audit(
             self.views.db,
             patient_id,
@@ -359,10 +405,24 @@ class OncoLedger:
         patient_id: str | None = None,
         address: str | None = None,
     ) -> None:
-        """Record one read of clinical data; adapters call it on every clinical read."""
-        self.access_log.record(
-            actor, channel=channel, resource=resource, patient_id=patient_id, address=address
-        )
+        """Record one read of clinical data; adapters call it on every clinical read, before
+        they answer. A read that cannot be logged is refused (fail closed: HIPAA §164.312(b)
+        audit controls), as a `StorageFault` saying why."""
+        try:
+            self.access_log.record(
+                actor, channel=channel, resource=resource, patient_id=patient_id, address=address
+            )
+        except DomainError:
+            raise
+        except Exception as exc:
+            fault = storage_fault(exc, doing="writing the access-log entry of this read")
+            if fault is None:
+                raise
+            raise StorageFault(
+                f"{fault.message.rsplit(';', 1)[0]}, so the read is refused: every read of "
+                "clinical data must be recorded in the access log",
+                rule="access_log_unavailable",
+            ) from exc
 
     def access_entries(
         self,

@@ -1,0 +1,100 @@
+"""What a failed database call means for the caller: contention, a full disk, or a store that is
+not there. The library wraps the driver's exceptions (sqlite3, psycopg) in its own; the driver's
+error, kept as the cause, says which it was.
+
+Contention (SQLite busy/locked, a PostgreSQL serialization failure or deadlock) is worth running
+again; a full disk or a store that cannot be reached is not, and is told to the user as such.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from collections.abc import Iterator
+
+from domain.errors import StorageFault, StorageFull
+
+# SQLite primary result codes (https://www.sqlite.org/rescode.html).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+_SQLITE_FAULTS = {
+    7: "out of memory",
+    8: "the database file is read-only",
+    10: "a disk I/O error",
+    11: "the database file is damaged",
+    14: "the database file cannot be opened",
+    26: "the file is not a database",
+}
+# PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_PG_DISK_FULL = "53100"
+_PG_CONTENTION = {"40001", "40P01", "55P03"}
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    state = getattr(exc, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def is_contention(exc: BaseException) -> bool:
+    """Another writer held the lock or took the versions: running the command again may work."""
+    for cause in _chain(exc):
+        if isinstance(cause, sqlite3.Error):
+            code = getattr(cause, "sqlite_errorcode", None)
+            if code is not None:
+                return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+            return "locked" in str(cause) or "busy" in str(cause)
+        if _sqlstate(cause) in _PG_CONTENTION:
+            return True
+    return False
+
+
+def storage_fault(exc: BaseException, *, doing: str, outcome: str = "") -> StorageFault | None:
+    """The fault `exc` is, as the error to tell the user (`doing`: what was attempted, e.g.
+    "recording the event"; `outcome`: what that left, e.g. "nothing was stored"); None when
+    `exc` is not a storage fault or is mere contention."""
+    if is_contention(exc):
+        return None
+    for cause in _chain(exc):
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            return _full(doing, outcome)
+        if isinstance(cause, sqlite3.Error):
+            code = getattr(cause, "sqlite_errorcode", None)
+            primary = code & 0xFF if code is not None else None
+            if primary == _SQLITE_FULL or "disk is full" in str(cause):
+                return _full(doing, outcome)
+            reason = _SQLITE_FAULTS.get(primary or -1, str(cause) or type(cause).__name__)
+            return _unavailable(doing, outcome, f"SQLite: {reason}")
+        state = _sqlstate(cause)
+        if state == _PG_DISK_FULL:
+            return _full(doing, outcome)
+        if type(cause).__module__.startswith("psycopg"):
+            first = str(cause).strip().splitlines()
+            reason = first[0] if first else type(cause).__name__
+            return _unavailable(doing, outcome, f"PostgreSQL: {reason}")
+    return None
+
+
+def _full(doing: str, outcome: str) -> StorageFull:
+    return StorageFull(
+        f"the store's disk is full: {doing} failed{_then(outcome)}; free space on it and try again",
+        rule="storage_full",
+    )
+
+
+def _unavailable(doing: str, outcome: str, reason: str) -> StorageFault:
+    return StorageFault(
+        f"the store is unavailable ({reason}): {doing} failed{_then(outcome)}; try again later",
+        rule="store_unavailable",
+    )
+
+
+def _then(outcome: str) -> str:
+    return f", {outcome}" if outcome else ""
