@@ -99,7 +99,8 @@ class LedgerGroup(click.Group):
         except Exception as exc:
             if os.environ.get("ONCOLEDGER_DEBUG"):
                 raise
-            fault = storage_fault(exc, doing="the command")
+            path = getattr(ctx.obj, "config", StoreConfig()).sqlite_path
+            fault = storage_fault(exc, doing="the command", outcome="nothing was stored", path=path)
             raise (from_domain(fault) if fault else unexpected(exc)) from exc
 
 

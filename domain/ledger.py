@@ -359,7 +359,9 @@ class Ledger(Application[str]):
                 try:
                     self.save(patient)
                 except (PersistenceError, OSError) as exc:
-                    if storage_fault(exc, doing="") is not None:  # never retried as contention
+                    path = self.config.sqlite_path
+                    if storage_fault(exc, doing="", path=path) is not None:
+                        # A full disk or a lost store: never run again as if it were contention.
                         return self._settled(patient_id, loaded, receipts, exc)
                     if not isinstance(exc, IntegrityError | OperationalError):
                         raise
@@ -394,6 +396,7 @@ class Ledger(Application[str]):
         except Exception as check:
             fault = storage_fault(
                 exc,
+                path=self.config.sqlite_path,
                 doing=doing,
                 outcome="and the store could not be asked afterwards whether the commit happened",
             )
@@ -407,7 +410,9 @@ class Ledger(Application[str]):
             ) from check
         if found == new:
             return receipts
-        fault = storage_fault(exc, doing=doing, outcome="nothing was stored")
+        fault = storage_fault(
+            exc, doing=doing, outcome="nothing was stored", path=self.config.sqlite_path
+        )
         raise fault or exc
 
     def _check_ids_unused_elsewhere(self, patient_id: str, entries: Sequence[ev.AnyEvent]) -> None:

@@ -9,6 +9,7 @@ again; a full disk or a store that cannot be reached is not, and is told to the 
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from collections.abc import Iterator
 
@@ -16,6 +17,9 @@ from domain.errors import StorageFault, StorageFull
 
 # SQLite primary result codes (https://www.sqlite.org/rescode.html).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+_SQLITE_IOERR = 10
+# The shared-memory index could not grow: on Linux, a full disk (SQLITE_IOERR_SHMSIZE).
+_SQLITE_IOERR_SHMSIZE = 4874
 _SQLITE_FAULTS = {
     7: "out of memory",
     8: "the database file is read-only",
@@ -56,10 +60,13 @@ def is_contention(exc: BaseException) -> bool:
     return False
 
 
-def storage_fault(exc: BaseException, *, doing: str, outcome: str = "") -> StorageFault | None:
+def storage_fault(
+    exc: BaseException, *, doing: str, outcome: str = "", path: str | None = None
+) -> StorageFault | None:
     """The fault `exc` is, as the error to tell the user (`doing`: what was attempted, e.g.
     "recording the event"; `outcome`: what that left, e.g. "nothing was stored"); None when
-    `exc` is not a storage fault or is mere contention."""
+    `exc` is not a storage fault or is mere contention. `path`, a SQLite file, lets a disk I/O
+    error on a disk with no space left be told as the full disk it is."""
     if is_contention(exc):
         return None
     for cause in _chain(exc):
@@ -68,7 +75,9 @@ def storage_fault(exc: BaseException, *, doing: str, outcome: str = "") -> Stora
         if isinstance(cause, sqlite3.Error):
             code = getattr(cause, "sqlite_errorcode", None)
             primary = code & 0xFF if code is not None else None
-            if primary == _SQLITE_FULL or "disk is full" in str(cause):
+            if primary == _SQLITE_FULL or code == _SQLITE_IOERR_SHMSIZE:
+                return _full(doing, outcome)
+            if primary == _SQLITE_IOERR and path is not None and _no_space_left(path):
                 return _full(doing, outcome)
             reason = _SQLITE_FAULTS.get(primary or -1, str(cause) or type(cause).__name__)
             return _unavailable(doing, outcome, f"SQLite: {reason}")
@@ -80,6 +89,14 @@ def storage_fault(exc: BaseException, *, doing: str, outcome: str = "") -> Stora
             reason = first[0] if first else type(cause).__name__
             return _unavailable(doing, outcome, f"PostgreSQL: {reason}")
     return None
+
+
+def _no_space_left(path: str) -> bool:
+    try:
+        stats = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
 
 
 def _full(doing: str, outcome: str) -> StorageFull:

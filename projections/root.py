@@ -415,7 +415,11 @@ class OncoLedger:
         except DomainError:
             raise
         except Exception as exc:
-            fault = storage_fault(exc, doing="writing the access-log entry of this read")
+            fault = storage_fault(
+                exc,
+                doing="writing the access-log entry of this read",
+                path=self.config.sqlite_path,
+            )
             if fault is None:
                 raise
             raise StorageFault(
