@@ -177,10 +177,11 @@ class Ledger(Application[str]):
             try:
                 super().__init__(env=self.config.library_env())
                 break
-            except PersistenceError:
+            except PersistenceError as exc:
                 # Two processes creating the tables at once can collide in PostgreSQL's
                 # catalogue ("tuple concurrently updated"); the second try finds them made.
-                if attempt == 4:
+                # A store that cannot be reached is told at once.
+                if attempt == 4 or storage_fault(exc, doing="") is not None:
                     raise
                 time.sleep(0.1 * (attempt + 1))
 

@@ -73,22 +73,41 @@ def storage_fault(
         if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
             return _full(doing, outcome)
         if isinstance(cause, sqlite3.Error):
-            code = getattr(cause, "sqlite_errorcode", None)
-            primary = code & 0xFF if code is not None else None
-            if primary == _SQLITE_FULL or code == _SQLITE_IOERR_SHMSIZE:
-                return _full(doing, outcome)
-            if primary == _SQLITE_IOERR and path is not None and _no_space_left(path):
-                return _full(doing, outcome)
-            reason = _SQLITE_FAULTS.get(primary or -1, str(cause) or type(cause).__name__)
-            return _unavailable(doing, outcome, f"SQLite: {reason}")
-        state = _sqlstate(cause)
-        if state == _PG_DISK_FULL:
+            return _sqlite_fault(cause, doing, outcome, path)
+        if _sqlstate(cause) == _PG_DISK_FULL:
             return _full(doing, outcome)
-        if type(cause).__module__.startswith("psycopg"):
+        if _is_postgres_connection_error(cause):
             first = str(cause).strip().splitlines()
             reason = first[0] if first else type(cause).__name__
             return _unavailable(doing, outcome, f"PostgreSQL: {reason}")
     return None
+
+
+def _sqlite_fault(
+    cause: sqlite3.Error, doing: str, outcome: str, path: str | None
+) -> StorageFault | None:
+    code = getattr(cause, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None
+    text = str(cause)
+    if primary == _SQLITE_FULL or code == _SQLITE_IOERR_SHMSIZE or "disk is full" in text:
+        return _full(doing, outcome)
+    if primary == _SQLITE_IOERR and path is not None and _no_space_left(path):
+        return _full(doing, outcome)
+    if primary in _SQLITE_FAULTS:
+        return _unavailable(doing, outcome, f"SQLite: {_SQLITE_FAULTS[primary]}")
+    if primary is None and ("disk I/O error" in text or "unable to open" in text):
+        return _unavailable(doing, outcome, f"SQLite: {text}")
+    return None  # a constraint, a programming error: not the store's fault
+
+
+def _is_postgres_connection_error(cause: BaseException) -> bool:
+    """psycopg's OperationalError / InterfaceError (a lost or refused connection, the server
+    shutting down) or the pool's timeout; not a constraint or a bad statement."""
+    names = {"OperationalError", "InterfaceError", "PoolTimeout"}
+    return any(
+        cls.__module__.startswith("psycopg") and cls.__name__ in names
+        for cls in type(cause).__mro__
+    )
 
 
 def _no_space_left(path: str) -> bool:
