@@ -47,7 +47,9 @@ data; clinicians also record events and corrections; auditors also verify; admin
 
 Errors are JSON `{status_code, detail, extra}`: 400 validation, 401 no or bad token, 403 role,
 404 not found, 409 conflict, 412 precondition failed (If-Match), 413 body too large,
-415 not JSON, 422 rule violation.
+415 not JSON, 422 rule violation, 503 store unavailable (or a clinical read that could not be
+recorded in the access log), 507 the store's disk is full. A write answered 503 with
+`extra.outcome: "unknown"` may or may not be stored: send it again with `extra.event_id`.
 """
 
 

@@ -103,10 +103,11 @@ _DESCRIPTIONS: dict[int, str] = {
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the error statuses a route can answer with."""
+    """OpenAPI entries for the error statuses a route can answer with (and 503: any route may
+    find the store unavailable)."""
     return {
         status: ResponseSpec(
             data_container=ErrorBody, description=_DESCRIPTIONS[status], generate_examples=False
         )
-        for status in statuses
+        for status in (*statuses, 503)
     }

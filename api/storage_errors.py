@@ -20,7 +20,7 @@ def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> R
     if fault is not None:
         response: Response[ErrorBody] = error_response(request, fault)
         return response
-    fallback = EXCEPTION_HANDLERS.get(Exception)
+    fallback = EXCEPTION_HANDLERS.get(Exception) or EXCEPTION_HANDLERS.get(500)
     if fallback is None:
         raise exc
     answer: Response[Any] = fallback(request, exc)

@@ -105,7 +105,7 @@ class OncoLedger:
         receipts = self.ledger.append(
             patient_id, entries, actor=actor, source=source, expected_version=expected_version
         )
-        self._catch_up_after_write()
+        self.catch_up_views()
         return receipts
 
     def amend(
@@ -206,7 +206,7 @@ class OncoLedger:
             run.append((number, entry))
         self._import_run(run_patient, run, actor, report)
         report.failed.sort()
-        self._catch_up_after_write()
+        self.catch_up_views()
         return report
 
     def _import_run(
@@ -256,7 +256,7 @@ class OncoLedger:
         from domain.demo import record_demo
 
         recorded = record_demo(self.ledger, actor=actor, source=source)
-        self._catch_up_after_write()
+        self.catch_up_views()
         return recorded
 
     def version(self, patient_id: str) -> int:
@@ -310,7 +310,7 @@ class OncoLedger:
             return None
         if view == "ctc" and readmodels.effective_rule(rule) != readmodels.STORED_CTC_RULE:
             return None
-        if not self._catch_up_for_read():
+        if not self.catch_up_views():
             return None  # derived from the stream instead: as current, only slower
         return self.views.doc(patient_id, view)
 
@@ -322,7 +322,7 @@ class OncoLedger:
         return self.views.patients(**query)
 
     def patient(self, patient_id: str) -> readmodels.PatientRow:
-        if self._catch_up_for_read():
+        if self.catch_up_views():
             return self.views.patient(patient_id)
         return readmodels.project(patient_id, self.history(patient_id))[1]
 
@@ -331,32 +331,24 @@ class OncoLedger:
     # on the next write or read when they cannot now (a full disk under the views file, say).
     # Reads never answer from views that are behind: they derive from the stream, or refuse.
 
-    def catch_up_views(self) -> None:
+    def catch_up_views(self) -> bool:
         """Bring the views up to the ledger's head (a server does it at start-up, after an
-        interrupted import say); when they cannot now, a later write or read does."""
-        self._catch_up_after_write()
-
-    def _catch_up_after_write(self) -> None:
+        interrupted import say). False when they cannot now (logged): a later write or read
+        tries again."""
         try:
             self.views.catch_up()
         except Exception:
             log.exception("the views could not catch up with the ledger; they will later")
+            return False
+        return True
 
     def _require_current_views(self, what: str) -> None:
-        if not self._catch_up_for_read():
+        if not self.catch_up_views():
             raise StorageFault(
                 f"{what} cannot catch up with the ledger (the server log says why); it would "
                 "be incomplete, so it is not answered; try again later",
                 rule="views_behind",
             )
-
-    def _catch_up_for_read(self) -> bool:
-        try:
-            self.views.catch_up()
-        except Exception:
-            log.exception("the views could not catch up before a read")
-            return False
-        return True
 
     # -- integrity -----------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from cli.main import cli
-from domain.ledger import StoreConfig
+from domain.ledger import Ledger, StoreConfig
 from projections.access_log import AccessLog
 from projections.root import OncoLedger
 from projections.views import Views
@@ -241,6 +241,26 @@ def test_a_read_whose_access_entry_cannot_be_written_is_refused(
     assert "Traceback" not in result.output
 
 
+def test_a_read_when_the_store_is_lost_answers_503(
+    api: tuple[TestClient[Litestar], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    store: StoreConfig,
+) -> None:
+    client, headers = api
+    lost = _wrapped(_driver_error(store, "lost"))
+
+    def unreachable(self: Ledger, patient_id: str) -> int:
+        raise lost
+
+    monkeypatch.setattr(Ledger, "version", unreachable)
+    # when the store goes away under a read
+    response = client.get(f"{V1}/patients/P1/ctc", headers=headers)
+    # then the answer is 503 saying so, not a 500
+    assert response.status_code == 503, response.text
+    assert response.json()["extra"]["kind"] == "unavailable"
+    assert "store is unavailable" in response.json()["detail"]
+
+
 def _cli_env(store: StoreConfig) -> dict[str, str | None]:
     return {
         "ONCOLEDGER_DB": store.sqlite_path,
@@ -291,4 +311,3 @@ def test_an_unreachable_postgresql_is_told_as_such(monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 1, result.output
     assert "store is unavailable (PostgreSQL" in result.output
     assert "Traceback" not in result.output and "unexpected" not in result.output
-
