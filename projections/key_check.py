@@ -11,7 +11,7 @@ encrypting only the later ones would leave a store that no single setting can re
 A store made before this check has no record: its first stored event decides (plaintext JSON,
 or ciphertext that this key decrypts or not), and the record is written then.
 
-The record lives beside the ledger (`open_db(config, side="ledger")`) and is never rebuilt.
+The record lives beside the ledger (with the access log and tokens) and is never rebuilt.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any, NoReturn
 import msgspec
 
 from domain.errors import ValidationFailed
-from domain.ledger import Ledger, StoreConfig
-from projections.db import open_db
+from domain.ledger import Ledger
+from projections.db import PostgresDb, SqliteDb
 
 KEY_CHECK_TEXT = b"oncoledger cipher key check v1"
 FIELD = "ONCOLEDGER_CIPHER_KEY"
@@ -31,29 +31,25 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS ol_key_check (
     name TEXT PRIMARY KEY, encrypted BIGINT NOT NULL, check_value TEXT)"""
 
 
-def check_cipher_key(config: StoreConfig, ledger: Ledger) -> None:
-    """Refuse (`ValidationFailed` naming ONCOLEDGER_CIPHER_KEY) a key that is not the store's."""
+def check_cipher_key(db: SqliteDb | PostgresDb, ledger: Ledger) -> None:
+    """Refuse (`ValidationFailed` naming ONCOLEDGER_CIPHER_KEY) a key that is not the store's.
+    `db`: the ledger side's tables (`open_db(config, side="ledger")`)."""
     cipher = ledger.factory.cipher()
-    db = open_db(config, side="ledger")
-    try:
-        with db.transaction(write=True) as cur:
-            if db.is_postgres:
-                cur.execute("SELECT pg_advisory_xact_lock(7316003)")
-            cur.execute(SCHEMA)
-            cur.execute("SELECT encrypted, check_value FROM ol_key_check WHERE name = 'store'")
-            row = cur.fetchone()
-            if row is None:
-                encrypted = _first_event_encrypted(ledger, cipher)
-                check = _check_value(cipher) if encrypted else None
-                cur.execute(
-                    "INSERT INTO ol_key_check (name, encrypted, check_value) "
-                    "VALUES ('store', ?, ?)",
-                    (int(encrypted), check),
-                )
-                return
-        _compare(cipher, bool(row[0]), row[1])
-    finally:
-        db.close()
+    with db.transaction(write=True) as cur:
+        if db.is_postgres:
+            cur.execute("SELECT pg_advisory_xact_lock(7316003)")
+        cur.execute(SCHEMA)
+        cur.execute("SELECT encrypted, check_value FROM ol_key_check WHERE name = 'store'")
+        row = cur.fetchone()
+        if row is None:
+            encrypted = _first_event_encrypted(ledger, cipher)
+            check = _check_value(cipher) if encrypted else None
+            cur.execute(
+                "INSERT INTO ol_key_check (name, encrypted, check_value) VALUES ('store', ?, ?)",
+                (int(encrypted), check),
+            )
+            return
+    _compare(cipher, bool(row[0]), row[1])
 
 
 def _compare(cipher: Any, encrypted: bool, check_value: str | None) -> None:

@@ -58,14 +58,15 @@ class OncoLedger:
     def __init__(self, config: StoreConfig | None = None) -> None:
         self.config = config or StoreConfig.from_env()
         self.ledger = Ledger(self.config)
+        self.access_log = AccessLog.open(self.config)
         try:
-            check_cipher_key(self.config, self.ledger)  # before anything is read or written
+            check_cipher_key(self.access_log.db, self.ledger)  # before any read or write
         except BaseException:
+            self.access_log.close()
             self.ledger.close()
             raise
         self.views = Views.open(self.config, self.ledger)
         self.ledger.locate_event = self.views.locate_event
-        self.access_log = AccessLog.open(self.config)
         self.tokens = TokenStore.open(self.config)
 
     def close(self) -> None:
