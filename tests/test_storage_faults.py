@@ -87,6 +87,15 @@ def _driver_error_like(error: Exception | None) -> Exception:
     return type(error)("connection lost") if error is not None else RuntimeError("no fault")
 
 
+def _break(monkeypatch: pytest.MonkeyPatch, owner: type, method: str, error: Exception) -> None:
+    """Make every call of `owner.method` raise `error`, as the database under it would."""
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(owner, method, broken)
+
+
 @pytest.fixture
 def api(store: StoreConfig) -> Iterator[tuple[TestClient[Litestar], dict[str, str]]]:
     with OncoLedger(store) as system:
@@ -190,12 +199,7 @@ def test_a_stored_write_whose_views_cannot_catch_up_is_acknowledged(
     store: StoreConfig,
 ) -> None:
     client, headers = api
-    error = _driver_error(store, "full")
-
-    def views_disk_full(self: Views, **_: Any) -> int:
-        raise error
-
-    monkeypatch.setattr(Views, "catch_up", views_disk_full)
+    _break(monkeypatch, Views, "catch_up", _driver_error(store, "full"))
     # when the event is stored but the views cannot be updated (say, a full disk under them)
     response = client.post(f"{V1}/patients/P1/events", json=CTC, headers=headers)
     # then the write is acknowledged: the ledger has it
@@ -221,12 +225,7 @@ def test_a_read_whose_access_entry_cannot_be_written_is_refused(
     store: StoreConfig,
 ) -> None:
     client, headers = api
-    error = _driver_error(store, "full")
-
-    def unwritable(self: AccessLog, *args: Any, **kwargs: Any) -> Any:
-        raise error
-
-    monkeypatch.setattr(AccessLog, "record", unwritable)
+    _break(monkeypatch, AccessLog, "record", _driver_error(store, "full"))
     # when a clinical read cannot be recorded in the access log
     for path in ("/P1/ctc", "/P1/events", "/P1", ""):
         response = client.get(f"{V1}/patients{path}", headers=headers)
@@ -247,12 +246,7 @@ def test_a_read_when_the_store_is_lost_answers_503(
     store: StoreConfig,
 ) -> None:
     client, headers = api
-    lost = _wrapped(_driver_error(store, "lost"))
-
-    def unreachable(self: Ledger, patient_id: str) -> int:
-        raise lost
-
-    monkeypatch.setattr(Ledger, "version", unreachable)
+    _break(monkeypatch, Ledger, "version", _wrapped(_driver_error(store, "lost")))
     # when the store goes away under a read
     response = client.get(f"{V1}/patients/P1/ctc", headers=headers)
     # then the answer is 503 saying so, not a 500
