@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli import render
 from cli.audit import access_log, audit, digest, export, verify
-from cli.errors import EXIT_CODES_HELP, ImportFailed
+from cli.errors import EXIT_CODES_HELP, ImportFailed, LedgerError
 from cli.params import TIMESTAMP, as_of_options, json_option
 from cli.record import EVENT_TYPE, body_options, build_body, given_fields, types_help
 from cli.serve import serve, token
@@ -389,12 +389,27 @@ def import_(session: Session, file: str, as_json: bool) -> None:
                 "stored": report.stored,
                 "duplicates": report.duplicates,
                 "failed": [{"line": n, "reason": r} for n, r in report.failed],
+                "stopped_at": report.stopped_at,
+                "stopped_because": report.stopped_because,
+                "stopped_outcome_unknown": report.stopped_outcome_unknown,
             }
         )
     else:
         click.echo(
             f"imported: {report.stored} stored, {report.duplicates} already recorded, "
             f"{len(report.failed)} failed"
+        )
+    if report.stopped_at is not None:
+        at = report.stopped_at
+        left = (
+            f"line {at}'s batch may or may not be stored, none after it"
+            if report.stopped_outcome_unknown
+            else f"none from line {at} on"
+        )
+        raise LedgerError(
+            f"the import stopped at line {at}: {report.stopped_because}. The valid lines "
+            f"before it are stored, {left}: once the store is back, import the rest "
+            f"(e.g. tail -n +{at} FILE | oncoledger import -)"
         )
     if report.failed:
         raise ImportFailed(f"{len(report.failed)} line(s) failed; the valid lines are stored")

@@ -18,7 +18,7 @@ from uuid import UUID
 import msgspec
 
 from domain import events as ev
-from domain.errors import DomainError, NotFound, StorageFault, ValidationFailed
+from domain.errors import DomainError, NotFound, OutcomeUnknown, StorageFault, ValidationFailed
 from domain.export import ExportReport, export_patient, verify_export
 from domain.integrity import ChainReport
 from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
@@ -50,6 +50,18 @@ class ImportReport:
     stored: int = 0
     duplicates: int = 0
     failed: list[tuple[int, str]] = field(default_factory=list)
+    # A storage fault (full disk, lost store) stops the import: the line it stopped at, from
+    # which on nothing was imported (unless `stopped_outcome_unknown`: that line's batch may
+    # have been stored; the lines after it were not), and the fault's sentence.
+    stopped_at: int | None = None
+    stopped_because: str | None = None
+    stopped_outcome_unknown: bool = False
+
+
+class _ImportStopped(Exception):
+    def __init__(self, line: int, fault: StorageFault) -> None:
+        super().__init__(fault.message)
+        self.line, self.fault = line, fault
 
 
 class OncoLedger:
@@ -189,6 +201,22 @@ class OncoLedger:
         Consecutive lines of one patient are stored as one transaction; when that batch is
         refused, its lines are stored one by one so that exactly the bad ones are reported."""
         report = ImportReport()
+        try:
+            self._import_all(lines, actor, progress, report)
+        except _ImportStopped as stop:
+            report.stopped_at, report.stopped_because = stop.line, stop.fault.message
+            report.stopped_outcome_unknown = isinstance(stop.fault, OutcomeUnknown)
+        report.failed.sort()
+        self.catch_up_views()
+        return report
+
+    def _import_all(
+        self,
+        lines: Iterable[bytes | str],
+        actor: str,
+        progress: Callable[[int], None] | None,
+        report: ImportReport,
+    ) -> None:
         run: list[tuple[int, ev.AnyEvent]] = []
         run_patient: str | None = None
         for number, line in enumerate(lines, start=1):
@@ -206,9 +234,6 @@ class OncoLedger:
                 run, run_patient = [], patient_id
             run.append((number, entry))
         self._import_run(run_patient, run, actor, report)
-        report.failed.sort()
-        self.catch_up_views()
-        return report
 
     def _import_run(
         self,
@@ -223,6 +248,8 @@ class OncoLedger:
             receipts = self.ledger.append(
                 patient_id, [entry for _, entry in run], actor=actor, source="import"
             )
+        except StorageFault as fault:  # every later line would fail alike: stop here
+            raise _ImportStopped(run[0][0], fault) from fault
         except DomainError as exc:
             if len(run) == 1:
                 report.failed.append((run[0][0], exc.message))

@@ -8,6 +8,7 @@ exactly the acknowledged events, its chains verify and the views catch up.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -150,3 +151,44 @@ def test_full_disk_in_the_cli_says_so_and_stores_nothing(small_disk: Path) -> No
     (small_disk / "filler").unlink()
     history = runner.invoke(cli, ["--db", db, "history", "P1", "--json"])
     assert history.exit_code == 0 and '"ctc_count"' not in history.output
+
+
+def test_an_import_stops_at_the_line_a_full_disk_refused(small_disk: Path, tmp_path: Path) -> None:
+    # given a file of 100 patients (two events each) and a disk with little space left
+    lines = [
+        json.dumps({"patient_id": f"IMP{n:04d}", "occurred": "2021-01-01", **event})
+        for n in range(100)
+        for event in (
+            {"type": "patient_registered", "sex": "female"},
+            {"type": "ctc_count", "count": 1},
+        )
+    ]
+    file = tmp_path / "cohort.jsonl"
+    file.write_text("\n".join(lines) + "\n")
+    db = str(small_disk / "ledger.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db, "init"]).exit_code == 0
+    filler = small_disk / "filler"
+    _fill(filler)
+    _free_some(filler, 96 * 1024)
+    # when it is imported
+    result = runner.invoke(cli, ["--db", db, "import", str(file), "--json"])
+    # then the import stops (exit 1) at the first line the disk refused, saying so
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    stopped = report["stopped_at"]
+    assert 1 < stopped < len(lines) and "disk is full" in report["stopped_because"]
+    assert f"stopped at line {stopped}" in result.stderr and "Traceback" not in result.output
+    # and once space is freed, exactly the lines before it are stored
+    filler.unlink()
+    with OncoLedger(StoreConfig(sqlite_path=db)) as system:
+        assert system.views.head() == report["stored"] == stopped - 1
+    # and importing the rest from that line completes the cohort, which verifies
+    rest = tmp_path / "rest.jsonl"
+    rest.write_text("\n".join(lines[stopped - 1 :]) + "\n")
+    again = runner.invoke(cli, ["--db", db, "import", str(rest), "--json"])
+    assert again.exit_code == 0, again.output
+    with OncoLedger(StoreConfig(sqlite_path=db)) as system:
+        assert system.views.head() == len(lines)
+        assert system.patients(count=True).total == 100
+        assert system.verify().ok
