@@ -384,16 +384,18 @@ def import_(session: Session, file: str, as_json: bool) -> None:
     for number, reason in report.failed:
         click.echo(f"line {number}: {reason}", err=True)
     if as_json:
-        render.emit_json(
-            {
-                "stored": report.stored,
-                "duplicates": report.duplicates,
-                "failed": [{"line": n, "reason": r} for n, r in report.failed],
+        summary: dict[str, Any] = {
+            "stored": report.stored,
+            "duplicates": report.duplicates,
+            "failed": [{"line": n, "reason": r} for n, r in report.failed],
+        }
+        if report.stopped_at is not None:  # only an import a storage fault stopped says so
+            summary |= {
                 "stopped_at": report.stopped_at,
                 "stopped_because": report.stopped_because,
                 "stopped_outcome_unknown": report.stopped_outcome_unknown,
             }
-        )
+        render.emit_json(summary)
     else:
         click.echo(
             f"imported: {report.stored} stored, {report.duplicates} already recorded, "
