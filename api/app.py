@@ -32,6 +32,7 @@ from api.integrity import IntegrityController
 from api.patients import PatientController
 from api.query_checks import check_query
 from api.schemas import Health
+from api.storage_errors import STORAGE_EXCEPTION_HANDLERS
 from api.views import ViewController
 from domain.errors import ValidationFailed
 from domain.input_checks import parse_json
@@ -50,7 +51,9 @@ data; clinicians also record events and corrections; auditors also verify; admin
 
 Errors are JSON `{status_code, detail, extra}`: 400 validation, 401 no or bad token, 403 role,
 404 not found, 409 conflict, 412 precondition failed (If-Match), 413 body too large,
-415 not JSON, 422 rule violation.
+415 not JSON, 422 rule violation, 503 store unavailable (or a clinical read that could not be
+recorded in the access log), 507 the store's disk is full. A write answered 503 with
+`extra.outcome: "unknown"` may or may not be stored: send it again with `extra.event_id`.
 """
 
 
@@ -112,6 +115,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
     @asynccontextmanager
     async def open_ledger(app: Litestar) -> AsyncIterator[None]:
         ledger = await anyio.to_thread.run_sync(OncoLedger, store)
+        await anyio.to_thread.run_sync(ledger.catch_up_views)  # e.g. after an interrupted import
         app.state.ledger = ledger
         try:
             yield
@@ -132,7 +136,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **STORAGE_EXCEPTION_HANDLERS},
         before_request=require_json_body,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(

@@ -28,6 +28,8 @@ STATUS_BY_KIND: dict[str, int] = {
     "conflict": 409,
     "precondition_failed": 412,
     "rule_violation": 422,
+    "unavailable": 503,
+    "storage_full": 507,
 }
 KIND_BY_STATUS: dict[int, str] = {status: kind for kind, status in STATUS_BY_KIND.items()}
 KIND_BY_STATUS |= {405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
@@ -119,14 +121,18 @@ _DESCRIPTIONS: dict[int, str] = {
     413: "Request body larger than the server accepts",
     415: "The body is not sent as application/json",
     422: "Well-formed, but breaks a clinical or ledger rule",
+    503: "The store is unavailable, or a read could not be recorded in the access log (refused); "
+    'for a write with `extra.outcome: "unknown"`, send it again with `extra.event_id`',
+    507: "The store's disk is full: nothing was stored",
 }
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the error statuses a route can answer with."""
+    """OpenAPI entries for the error statuses a route can answer with (and 503: any route may
+    find the store unavailable)."""
     return {
         status: ResponseSpec(
             data_container=ErrorBody, description=_DESCRIPTIONS[status], generate_examples=False
         )
-        for status in statuses
+        for status in (*statuses, 503)
     }

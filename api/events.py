@@ -43,7 +43,7 @@ from projections.tokens import Principal
 
 SOURCE = "api"
 
-_APPEND_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 413, 415, 422)
+_APPEND_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 507)
 
 
 def _receipt(receipt: LedgerReceipt) -> Response[Receipt]:

@@ -61,7 +61,7 @@ class PatientController(Controller):
             )
         ],
         responses={
-            **error_responses(400, 401, 403, 409, 413, 415, 422),
+            **error_responses(400, 401, 403, 409, 413, 415, 422, 507),
         },
     )
     def register(

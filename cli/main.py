@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import click
 import msgspec
@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from cli import render
 from cli.audit import access_log, audit, digest, export, verify
 from cli.cbioportal import cbioportal, export_command
-from cli.errors import EXIT_CODES_HELP, ImportFailed
+from cli.errors import EXIT_CODES_HELP, ImportFailed, LedgerError
 from cli.fhir import fhir
 from cli.follow import follow
 from cli.params import TIMESTAMP, as_of_options, json_option
@@ -172,7 +172,7 @@ def patient_register(
         estimated=estimated,
         note=note,
         fields=fields,
-        event_id=str(event_id) if event_id else None,
+        event_id=str(event_id or uuid4()),  # known before writing: a retry can name it
     )
     receipt = session.open().register(patient_id, body, actor=session.actor, source=SOURCE)
     _print_receipts(patient_id, ["patient_registered"], [receipt], as_json, single=True)
@@ -315,7 +315,7 @@ def record(
         estimated=estimated,
         note=note,
         fields=given_fields(options),
-        event_id=str(event_id) if event_id else None,
+        event_id=str(event_id or uuid4()),  # known before writing: a retry can name it
     )
     (receipt,) = session.open().append(
         patient_id,
@@ -392,14 +392,19 @@ def import_(session: Session, file: str, as_json: bool) -> None:
     for number, reason in report.failed:
         click.echo(f"line {number}: {reason}", err=True)
     if as_json:
-        render.emit_json(
-            {
-                "stored": report.stored,
-                "duplicates": report.duplicates,
-                "failed": [{"line": n, "reason": r} for n, r in report.failed],
-                "server_fields_ignored": report.server_fields_ignored,
+        summary: dict[str, Any] = {
+            "stored": report.stored,
+            "duplicates": report.duplicates,
+            "failed": [{"line": n, "reason": r} for n, r in report.failed],
+            "server_fields_ignored": report.server_fields_ignored,
+        }
+        if report.stopped_at is not None:  # only an import a storage fault stopped says so
+            summary |= {
+                "stopped_at": report.stopped_at,
+                "stopped_because": report.stopped_because,
+                "stopped_outcome_unknown": report.stopped_outcome_unknown,
             }
-        )
+        render.emit_json(summary)
     else:
         click.echo(
             f"imported: {report.stored} stored, {report.duplicates} already recorded, "
@@ -410,6 +415,18 @@ def import_(session: Session, file: str, as_json: bool) -> None:
             f"{report.server_fields_ignored} line(s) carried server-assigned fields "
             f"({', '.join(SERVER_FIELDS)}): ignored, assigned anew by this ledger",
             err=True,
+        )
+    if report.stopped_at is not None:
+        at = report.stopped_at
+        left = (
+            f"line {at}'s batch may or may not be stored, none after it"
+            if report.stopped_outcome_unknown
+            else f"none from line {at} on"
+        )
+        raise LedgerError(
+            f"the import stopped at line {at}: {report.stopped_because}. The valid lines "
+            f"before it are stored, {left}: once the store is back, import the rest "
+            f"(e.g. tail -n +{at} FILE | oncoledger import -)"
         )
     if report.failed:
         raise ImportFailed(f"{len(report.failed)} line(s) failed; the valid lines are stored")
@@ -482,7 +499,7 @@ def amend(
         reason=reason,
         actor=session.actor,
         source=SOURCE,
-        event_id=amendment_id,
+        event_id=amendment_id or uuid4(),
     )
     _print_receipts(patient_id, ["event_amended"], [receipt], as_json, single=True)
 
@@ -511,7 +528,7 @@ def retract(
         reason=reason,
         actor=session.actor,
         source=SOURCE,
-        event_id=retraction_id,
+        event_id=retraction_id or uuid4(),
     )
     _print_receipts(patient_id, ["event_retracted"], [receipt], as_json, single=True)
 

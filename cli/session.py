@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from cli.errors import from_domain, unexpected
-from domain.errors import DomainError, NotFound
+from domain.errors import DomainError, NotFound, OutcomeUnknown
 from domain.ledger import StoreConfig
+from domain.storage_faults import storage_fault
 from projections.root import OncoLedger
 
 SOURCE = "cli"
@@ -94,9 +95,26 @@ class LedgerGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except OutcomeUnknown as exc:
+            raise from_domain(_with_retry_hint(ctx, exc)) from exc
         except DomainError as exc:
             raise from_domain(exc) from exc
         except Exception as exc:
             if os.environ.get("ONCOLEDGER_DEBUG"):
                 raise
-            raise unexpected(exc) from exc
+            path = getattr(ctx.obj, "config", StoreConfig()).sqlite_path
+            fault = storage_fault(exc, doing="the command", outcome="nothing was stored", path=path)
+            raise (from_domain(fault) if fault else unexpected(exc)) from exc
+
+
+# The option that gives each writing command's event its id (the CLI always sends one).
+_ID_OPTION = {"record": "--event-id", "patient": "--event-id", "amend": "--amendment-id"}
+_ID_OPTION |= {"retract": "--retraction-id"}
+
+
+def _with_retry_hint(ctx: click.Context, exc: OutcomeUnknown) -> OutcomeUnknown:
+    option = _ID_OPTION.get(ctx.invoked_subcommand or "")
+    if option is None or len(exc.event_ids) != 1:
+        return exc
+    hint = f"; run the same command again with {option} {exc.event_ids[0]}"
+    return OutcomeUnknown(exc.message + hint, event_ids=exc.event_ids, field=exc.field)

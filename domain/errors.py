@@ -5,6 +5,8 @@ Deliberately not `ValueError`: Litestar treats ValueError subclasses as its own 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """A refused command: nothing was stored. Names the rule and, where there is one, the field."""
@@ -60,3 +62,32 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     kind = "forbidden"
+
+
+class StorageFault(DomainError):
+    """The store could not do what was asked: nothing was stored (or, for a read, refused)."""
+
+    kind = "unavailable"
+
+
+class StorageFull(StorageFault):
+    """The store's disk is full: nothing was stored."""
+
+    kind = "storage_full"
+
+
+class OutcomeUnknown(StorageFault):
+    """The store failed while committing and could not be asked afterwards whether the commit
+    happened. The events carry ids already, so sending them again with those ids is safe."""
+
+    def __init__(self, message: str, *, event_ids: list[str], field: str | None = None):
+        super().__init__(message, field=field, rule="outcome_unknown")
+        self.event_ids = event_ids
+
+    def as_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = dict(super().as_dict())
+        return extra | {
+            "outcome": "unknown",
+            "event_id": self.event_ids[0],
+            "event_ids": self.event_ids,
+        }

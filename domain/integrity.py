@@ -16,6 +16,8 @@ import msgspec
 from domain.patient import GENESIS_HASH, chain_hash
 
 _sorted = msgspec.json.Encoder(order="sorted")
+# What the ledger hands the checker for a stored event its cipher cannot decrypt.
+UNDECRYPTABLE = b"\x00undecryptable"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,11 @@ class ChainChecker:
         if version != chain.version + 1:
             return f"version {version} follows {chain.version}: an event is missing or moved"
         chain.version = version
+        if state == UNDECRYPTABLE:
+            return (
+                "cannot decrypt: wrong key? (the event was written under another key, "
+                "or its ciphertext was altered)"
+            )
         try:
             data = state if isinstance(state, dict) else msgspec.json.decode(state)
         except msgspec.DecodeError as exc:

@@ -7,6 +7,7 @@ is simply run again on the fresh stream, so concurrent writers never lose or dup
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import threading
@@ -30,12 +31,19 @@ from eventsourcing.persistence import (
 )
 
 from domain import events as ev
-from domain.errors import Conflict, NotFound, StaleVersion, ValidationFailed
+from domain.errors import (
+    Conflict,
+    NotFound,
+    OutcomeUnknown,
+    StaleVersion,
+    ValidationFailed,
+)
 from domain.event_index import EVENT_IDS, recorder_topic
 from domain.input_checks import check_storable, in_batch, may_hold_unstorable
-from domain.integrity import ChainReport, Digest, digest_heads, verify_entries
+from domain.integrity import UNDECRYPTABLE, ChainReport, Digest, digest_heads, verify_entries
 from domain.mapper import LedgerMapper
 from domain.patient import Patient, Recorded
+from domain.storage_faults import storage_fault
 
 MAX_ATTEMPTS = 200
 
@@ -94,9 +102,24 @@ class StoreConfig:
                 "SQLITE_LOCK_TIMEOUT": "30",
             }
         if self.cipher_key:
+            _check_key_format(self.cipher_key)
             env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
             env["CIPHER_KEY"] = self.cipher_key
         return env
+
+
+def _check_key_format(key: str) -> None:
+    try:
+        size = len(base64.b64decode(key, validate=True))
+    except ValueError:
+        size = -1
+    if size not in (16, 24, 32):
+        raise ValidationFailed(
+            "ONCOLEDGER_CIPHER_KEY must be a base64 AES key of 16, 24 or 32 bytes "
+            "(e.g. the output of `openssl rand -base64 32`)",
+            field="ONCOLEDGER_CIPHER_KEY",
+            rule="cipher_key",
+        )
 
 
 @dataclass(frozen=True)
@@ -161,10 +184,11 @@ class Ledger(Application[str]):
                 super().__init__(env=self.config.library_env())
                 self.recorder.backfill(self._event_id_of)  # type: ignore[attr-defined]
                 break
-            except PersistenceError:
+            except PersistenceError as exc:
                 # Two processes creating the tables at once can collide in PostgreSQL's
                 # catalogue ("tuple concurrently updated"); the second try finds them made.
-                if attempt == 4:
+                # A store that cannot be reached is told at once.
+                if attempt == 4 or storage_fault(exc, doing="") is not None:
                     raise
                 time.sleep(0.1 * (attempt + 1))
 
@@ -269,8 +293,8 @@ class Ledger(Application[str]):
     def _plaintext_or_empty(self, stored: StoredEvent) -> bytes:
         try:
             return self.plaintext(stored)
-        except Exception:  # a tampered ciphertext fails to decrypt: the checker reports it
-            return b""
+        except Exception:  # a tampered ciphertext or another key: the checker reports it
+            return UNDECRYPTABLE
 
     def verify(self, patient_id: str | None = None) -> ChainReport:
         """Recompute every chain (or one patient's) from the stored bytes."""
@@ -360,7 +384,13 @@ class Ledger(Application[str]):
                     )
                 try:
                     self.save(patient)
-                except (IntegrityError, OperationalError) as exc:
+                except (PersistenceError, OSError) as exc:
+                    path = self.config.sqlite_path
+                    if storage_fault(exc, doing="", path=path) is not None:
+                        # A full disk or a lost store: never run again as if it were contention.
+                        return self._settled(patient_id, loaded, receipts, exc)
+                    if not isinstance(exc, IntegrityError | OperationalError):
+                        raise
                     if isinstance(exc, IntegrityError):
                         self._check_ids_unused_elsewhere(patient_id, receipts)
                     # Another process took these versions: start again from the store.
@@ -379,6 +409,39 @@ class Ledger(Application[str]):
             field="patient_id",
             rule="write_contention",
         )
+
+    def _settled(
+        self, patient_id: str, loaded: int, receipts: list[Receipt], exc: Exception
+    ) -> list[Receipt]:
+        """A save failed on a storage fault: ask the store whether it committed all the same
+        (a commit can fail after the database made it durable). Stored: the receipts stand.
+        Not stored: the fault is the answer. Cannot ask: the outcome is unknown."""
+        doing = f"recording for patient {patient_id}"
+        new = [r.event_id for r in receipts if r.created]
+        try:
+            stored = self.recorder.select_events(patient_id, gt=loaded, limit=len(new))
+            found = [cast(Recorded, self.mapper.to_domain_event(s)).entry.event_id for s in stored]
+        except Exception as check:
+            fault = storage_fault(
+                exc,
+                path=self.config.sqlite_path,
+                doing=doing,
+                outcome="and the store could not be asked afterwards whether the commit happened",
+            )
+            ids = ", ".join(str(i) for i in new)
+            raise OutcomeUnknown(
+                f"{fault.message if fault else exc}. The outcome is unknown: sending the same "
+                f"event(s) again with event_id {ids} is safe (if they were stored, the retry "
+                "stores nothing and answers with their receipt)",
+                event_ids=[str(i) for i in new],
+                field="event_id",
+            ) from check
+        if found == new:
+            return receipts
+        fault = storage_fault(
+            exc, doing=doing, outcome="nothing was stored", path=self.config.sqlite_path
+        )
+        raise fault or exc
 
     def _check_ids_unused_elsewhere(self, patient_id: str, receipts: Sequence[Receipt]) -> None:
         """After a refused save: was it an event id that another stream holds?"""

@@ -8,6 +8,7 @@ the stream as it was then.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,17 +18,21 @@ from uuid import UUID
 import msgspec
 
 from domain import events as ev
-from domain.errors import DomainError, NotFound, ValidationFailed
+from domain.errors import DomainError, NotFound, OutcomeUnknown, StorageFault, ValidationFailed
 from domain.export import ExportReport, export_patient, verify_export
 from domain.input_checks import in_batch, parse_json, strip_bom
 from domain.integrity import ChainReport
 from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
+from domain.storage_faults import storage_fault
 from projections import readmodels
 from projections.access_log import AccessLog, AccessLogReport, AccessPage
 from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audit
 from projections.feed import Feed
+from projections.key_check import check_cipher_key
 from projections.tokens import TokenStore
 from projections.views import Views
+
+log = logging.getLogger(__name__)
 
 Body = dict[str, Any] | ev.AnyEvent
 
@@ -57,6 +62,18 @@ class ImportReport:
     # Lines that carried server-assigned fields (an export's lines do): this ledger assigns
     # them anew, so their values were ignored.
     server_fields_ignored: int = 0
+    # A storage fault (full disk, lost store) stops the import: the line it stopped at, from
+    # which on nothing was imported (unless `stopped_outcome_unknown`: that line's batch may
+    # have been stored; the lines after it were not), and the fault's sentence.
+    stopped_at: int | None = None
+    stopped_because: str | None = None
+    stopped_outcome_unknown: bool = False
+
+
+class _ImportStopped(Exception):
+    def __init__(self, line: int, fault: StorageFault) -> None:
+        super().__init__(fault.message)
+        self.line, self.fault = line, fault
 
 
 class OncoLedger:
@@ -65,8 +82,14 @@ class OncoLedger:
     def __init__(self, config: StoreConfig | None = None) -> None:
         self.config = config or StoreConfig.from_env()
         self.ledger = Ledger(self.config)
-        self.views = Views.open(self.config, self.ledger)
         self.access_log = AccessLog.open(self.config)
+        try:
+            check_cipher_key(self.access_log.db, self.ledger)  # before any read or write
+        except BaseException:
+            self.access_log.close()
+            self.ledger.close()
+            raise
+        self.views = Views.open(self.config, self.ledger)
         self.tokens = TokenStore.open(self.config)
         self.feed = Feed(self.ledger)
         self.ledger.on_saved = self.feed.wake
@@ -108,7 +131,7 @@ class OncoLedger:
         receipts = self.ledger.append(
             patient_id, entries, actor=actor, source=source, expected_version=expected_version
         )
-        self.views.catch_up()
+        self.catch_up_views()
         return receipts
 
     def amend(
@@ -191,6 +214,22 @@ class OncoLedger:
         Consecutive lines of one patient are stored as one transaction; when that batch is
         refused, its lines are stored one by one so that exactly the bad ones are reported."""
         report = ImportReport()
+        try:
+            self._import_all(lines, actor, progress, report)
+        except _ImportStopped as stop:
+            report.stopped_at, report.stopped_because = stop.line, stop.fault.message
+            report.stopped_outcome_unknown = isinstance(stop.fault, OutcomeUnknown)
+        report.failed.sort()
+        self.catch_up_views()
+        return report
+
+    def _import_all(
+        self,
+        lines: Iterable[bytes | str],
+        actor: str,
+        progress: Callable[[int], None] | None,
+        report: ImportReport,
+    ) -> None:
         run: list[tuple[int, ev.AnyEvent]] = []
         run_patient: str | None = None
         for number, line in enumerate(lines, start=1):
@@ -211,9 +250,6 @@ class OncoLedger:
             run.append((number, entry))
             report.server_fields_ignored += ignored
         self._import_run(run_patient, run, actor, report)
-        report.failed.sort()
-        self.views.catch_up()
-        return report
 
     def _import_run(
         self,
@@ -228,6 +264,8 @@ class OncoLedger:
             receipts = self.ledger.append(
                 patient_id, [entry for _, entry in run], actor=actor, source="import"
             )
+        except StorageFault as fault:  # every later line would fail alike: stop here
+            raise _ImportStopped(run[0][0], fault) from fault
         except DomainError as exc:
             if len(run) == 1:
                 report.failed.append((run[0][0], exc.message))
@@ -262,7 +300,7 @@ class OncoLedger:
         from domain.demo import record_demo
 
         recorded = record_demo(self.ledger, actor=actor, source=source)
-        self.views.catch_up()
+        self.catch_up_views()
         return recorded
 
     def version(self, patient_id: str) -> int:
@@ -316,17 +354,45 @@ class OncoLedger:
             return None
         if view == "ctc" and readmodels.effective_rule(rule) != readmodels.STORED_CTC_RULE:
             return None
-        self.views.catch_up()
+        if not self.catch_up_views():
+            return None  # derived from the stream instead: as current, only slower
         return self.views.doc(patient_id, view)
 
     def replay(self, patient_id: str) -> list[readmodels.ReplayStep]:
         return readmodels.replay(patient_id, self.history(patient_id))
 
     def patients(self, **query: Any) -> readmodels.PatientPage:
+        self._require_current_views("the cohort index")
         return self.views.patients(**query)
 
     def patient(self, patient_id: str) -> readmodels.PatientRow:
-        return self.views.patient(patient_id)
+        if self.catch_up_views():
+            return self.views.patient(patient_id)
+        return readmodels.project(patient_id, self.history(patient_id))[1]
+
+    # -- keeping the views current -------------------------------------------------------------
+    # A write is acknowledged once the ledger has stored it; the views are derived and catch up
+    # on the next write or read when they cannot now (a full disk under the views file, say).
+    # Reads never answer from views that are behind: they derive from the stream, or refuse.
+
+    def catch_up_views(self) -> bool:
+        """Bring the views up to the ledger's head (a server does it at start-up, after an
+        interrupted import say). False when they cannot now (logged): a later write or read
+        tries again."""
+        try:
+            self.views.catch_up()
+        except Exception:
+            log.exception("the views could not catch up with the ledger; they will later")
+            return False
+        return True
+
+    def _require_current_views(self, what: str) -> None:
+        if not self.catch_up_views():
+            raise StorageFault(
+                f"{what} cannot catch up with the ledger (the server log says why); it would "
+                "be incomplete, so it is not answered; try again later",
+                rule="views_behind",
+            )
 
     # -- integrity -----------------------------------------------------------------------------
 
@@ -353,7 +419,7 @@ class OncoLedger:
         limit: int = 100,
     ) -> AuditPage:
         """Stored events in recording order (SPEC §4 audit), filtered, paged by `position`."""
-        self.views.catch_up()
+        self._require_current_views("the change audit")
         return query_audit(
             self.views.db,
             patient_id,
@@ -375,10 +441,28 @@ class OncoLedger:
         patient_id: str | None = None,
         address: str | None = None,
     ) -> None:
-        """Record one read of clinical data; adapters call it on every clinical read."""
-        self.access_log.record(
-            actor, channel=channel, resource=resource, patient_id=patient_id, address=address
-        )
+        """Record one read of clinical data; adapters call it on every clinical read, before
+        they answer. A read that cannot be logged is refused (fail closed: HIPAA §164.312(b)
+        audit controls), as a `StorageFault` saying why."""
+        try:
+            self.access_log.record(
+                actor, channel=channel, resource=resource, patient_id=patient_id, address=address
+            )
+        except DomainError:
+            raise
+        except Exception as exc:
+            fault = storage_fault(
+                exc,
+                doing="writing the access-log entry of this read",
+                path=self.config.sqlite_path,
+            )
+            if fault is None:
+                raise
+            raise StorageFault(
+                f"{fault.message.rsplit(';', 1)[0]}, so the read is refused: every read of "
+                "clinical data must be recorded in the access log",
+                rule="access_log_unavailable",
+            ) from exc
 
     def access_entries(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -46,3 +46,64 @@ def store(
 @pytest.fixture
 def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> StoreConfig:
     return StoreConfig(sqlite_path=str(tmp_path_factory.mktemp("db") / "ledger.db"))
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Callable[[StoreConfig], str]]:
+    """Start `oncoledger serve` as a real process over a store; returns its base URL. Each
+    server started is stopped (by its own pid) at the end of the test."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(config: StoreConfig) -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process, below
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ONCOLEDGER_")}
+        for name, value in (
+            ("ONCOLEDGER_DB", config.sqlite_path),
+            ("ONCOLEDGER_DATABASE_URL", config.database_url),
+            ("ONCOLEDGER_DATABASE_SCHEMA", config.schema),
+            ("ONCOLEDGER_CIPHER_KEY", config.cipher_key),
+        ):
+            if value:
+                env[name] = value
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,  # a file, not a pipe: a server that logs much must never block on it
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        while True:  # until it answers, or it has exited (then say why)
+            if process.poll() is not None:
+                log.seek(0)
+                stderr = log.read().decode(errors="replace")
+                raise AssertionError(f"serve exited with {process.returncode}: {stderr}")
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                time.sleep(0.1)
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
