@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
@@ -26,6 +26,9 @@ from projections.access_log import AccessLog, AccessLogReport, AccessPage
 from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audit
 from projections.tokens import TokenStore
 from projections.views import Views
+
+if TYPE_CHECKING:
+    from projections.cohort_survival import Analysis
 
 Body = dict[str, Any] | ev.AnyEvent
 
@@ -249,6 +252,18 @@ class OncoLedger:
         self.views.catch_up()
         return recorded
 
+    def record_demo_cohort(
+        self, n: int, *, seed: int | None = None, actor: str, source: str = "cli"
+    ) -> int:
+        """Record `n` synthetic SYN- patients (seeded; again: a no-op); return the new events."""
+        from domain.demo.cohort import DEFAULT_SEED, record_cohort
+
+        created = record_cohort(
+            self.ledger, n, seed=DEFAULT_SEED if seed is None else seed, actor=actor, source=source
+        )
+        self.views.catch_up()
+        return created
+
     def version(self, patient_id: str) -> int:
         return self.ledger.version(patient_id)
 
@@ -311,6 +326,15 @@ class OncoLedger:
 
     def patient(self, patient_id: str) -> readmodels.PatientRow:
         return self.views.patient(patient_id)
+
+    # -- cohort survival -----------------------------------------------------------------------
+
+    def cohort_survival(self, *, by: str, **query: Any) -> Analysis:
+        """Survival by group over the cohort index's filters (`projections.cohort_survival`;
+        imported here: lifelines takes most of a second to load, which no other command pays)."""
+        from projections.cohort_survival import survival_by_group
+
+        return survival_by_group(self.views, by=by, **query)
 
     # -- integrity -----------------------------------------------------------------------------
 
