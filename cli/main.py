@@ -18,8 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli import render
 from cli.audit import access_log, audit, digest, export, verify
+from cli.cohort import cohort, record_cohort
 from cli.errors import EXIT_CODES_HELP, ImportFailed
-from cli.params import TIMESTAMP, as_of_options, json_option
+from cli.filters import cohort_filters, filter_query
+from cli.params import as_of_options, json_option
 from cli.record import EVENT_TYPE, body_options, build_body, given_fields, types_help
 from cli.serve import serve, token
 from cli.session import SOURCE, LedgerGroup, Session, default_actor, pass_session
@@ -87,12 +89,21 @@ def init(session: Session) -> None:
 
 @cli.command()
 @click.option("--quiet", is_flag=True, help="Record only; print nothing.")
+@click.option(
+    "--cohort",
+    "cohort_size",
+    type=click.IntRange(min=0, max=100_000),
+    default=0,
+    help="Also record N synthetic patients SYN-00001... (seeded; for `cohort survival`).",
+)
+@click.option("--seed", type=int, help="Seed of the synthetic cohort [default: 2016].")
 @json_option
 @pass_session
-def demo(session: Session, quiet: bool, as_json: bool) -> None:
+def demo(session: Session, quiet: bool, cohort_size: int, seed: int | None, as_json: bool) -> None:
     """Record the demo patients (again: a no-op) and show the case report's patient."""
     ledger = session.open()
     recorded = ledger.record_demo(actor=session.actor, source=SOURCE)
+    recorded += record_cohort(ledger, cohort_size, seed, actor=session.actor, quiet=quiet)
     if quiet:
         return
     pid = CASE_REPORT_PATIENT
@@ -183,47 +194,8 @@ def patient_show(session: Session, patient_id: str, as_json: bool) -> None:
     render.show(*render.patient_lines(row, version))
 
 
-_EQUALITY_FILTERS = (
-    ("--sex", "sex"),
-    ("--histology", "histology"),
-    ("--primary-site", "primary_site"),
-    ("--stage-group", "stage_group"),
-    ("--ctc-trend", "ctc_trend"),
-    ("--concordance", "concordance"),
-    ("--status", "survival_status"),
-)
-_RANGE_FILTERS: tuple[tuple[str, str, Any], ...] = (
-    ("--birth-year", "birth_year", int),
-    ("--os-months", "os_months", float),
-    ("--events", "events", int),
-    ("--ctc", "ctc_latest_per_7_5_ml", float),
-)
-
-
-def _cohort_filters(command: Any) -> Any:
-    for flag, key, kind in reversed(_RANGE_FILTERS):
-        for bound in ("max", "min"):
-            command = click.option(
-                f"{key}_{bound}",
-                f"{flag}-{bound}",
-                type=kind,
-                help=f"{key} {'at least' if bound == 'min' else 'at most'} this.",
-            )(command)
-    for flag, key in reversed(_EQUALITY_FILTERS):
-        command = click.option(
-            key, flag, multiple=True, help=f"{key} equals (repeat for any of several)."
-        )(command)
-    return command
-
-
 @patient.command("list")
-@_cohort_filters
-@click.option(
-    "last_recorded_at_min", "--recorded-after", type=TIMESTAMP, help="Last recorded at or after."
-)
-@click.option(
-    "last_recorded_at_max", "--recorded-before", type=TIMESTAMP, help="Last recorded at or before."
-)
+@cohort_filters
 @click.option("--sort", default="patient_id", show_default=True, help="Column; -column: desc.")
 @click.option("--limit", type=int, default=50, show_default=True, help="Rows per page.")
 @click.option("--cursor", help="The next_cursor of the previous page.")
@@ -241,13 +213,8 @@ def patient_list(
     **filters: Any,
 ) -> None:
     """The cohort index: filter, sort and page through patients."""
-    query = {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in filters.items()
-        if value not in (None, ())
-    }
     page = session.open().patients(
-        filters=query, sort=sort, limit=limit, cursor=cursor, count=count
+        filters=filter_query(filters), sort=sort, limit=limit, cursor=cursor, count=count
     )
     session.log_read("patients")
     if as_json:
@@ -629,7 +596,7 @@ def projections_status(session: Session, as_json: bool) -> None:
     )
 
 
-for _command in (verify, digest, export, audit, access_log, serve, token):
+for _command in (verify, digest, export, audit, access_log, serve, token, cohort):
     cli.add_command(_command)
 
 

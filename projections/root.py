@@ -253,13 +253,24 @@ class OncoLedger:
         return recorded
 
     def record_demo_cohort(
-        self, n: int, *, seed: int | None = None, actor: str, source: str = "cli"
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        actor: str,
+        source: str = "cli",
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         """Record `n` synthetic SYN- patients (seeded; again: a no-op); return the new events."""
         from domain.demo.cohort import DEFAULT_SEED, record_cohort
 
         created = record_cohort(
-            self.ledger, n, seed=DEFAULT_SEED if seed is None else seed, actor=actor, source=source
+            self.ledger,
+            n,
+            seed=DEFAULT_SEED if seed is None else seed,
+            actor=actor,
+            source=source,
+            progress=progress,
         )
         self.views.catch_up()
         return created

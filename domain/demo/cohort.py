@@ -160,7 +160,13 @@ def _draws(rng: random.Random, course: str) -> list[int]:
 
 
 def record_cohort(
-    ledger: Ledger, n: int, *, seed: int = DEFAULT_SEED, actor: str, source: str = "cli"
+    ledger: Ledger,
+    n: int,
+    *,
+    seed: int = DEFAULT_SEED,
+    actor: str,
+    source: str = "cli",
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Record patients 1..n of the cohort drawn with `seed`; return how many events were new."""
     created = 0
@@ -168,4 +174,6 @@ def record_cohort(
         pid, events = synthetic_patient(index, seed)
         receipts = ledger.append(pid, [decode_entry(e) for e in events], actor=actor, source=source)
         created += sum(1 for receipt in receipts if receipt.created)
+        if progress:
+            progress(index)
     return created
