@@ -24,6 +24,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
 
 from api.audit import AuditController
+from api.cohort import CohortController
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
 from api.integrity import IntegrityController
@@ -123,6 +124,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             ViewController,
             IntegrityController,
             AuditController,
+            CohortController,
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},
@@ -149,6 +151,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
                 Tag(name="events", description="Append, history and corrections"),
                 Tag(name="projections", description="Read models of one patient"),
                 Tag(name="integrity", description="Hash chains and the ledger digest"),
+                Tag(name="cohort", description="Analyses across patients: survival by group"),
                 Tag(name="service", description="Service health"),
             ],
         ),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -33,14 +33,10 @@ from projections.survival_subjects import TABLE
 from projections.views import _EQUALITY_FILTERS, _RANGE_FILTERS, Views, _where
 
 # What a patient can be grouped by: each is a field of the patient's read models.
-GROUPINGS: tuple[str, ...] = (
-    "ctc_trend",
-    "ctc_cleared",
-    "stage_group",
-    "stage_trend",
-    "concordance",
-    "histology",
-)
+Grouping = Literal[
+    "ctc_trend", "ctc_cleared", "stage_group", "stage_trend", "concordance", "histology"
+]
+GROUPINGS: tuple[str, ...] = get_args(Grouping)
 # Labels for read-model values that are absent.
 NOT_STAGED = "not_staged"
 NOT_RECORDED = "not_recorded"
