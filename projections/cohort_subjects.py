@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import Any, Literal, get_args
 
 import msgspec
+import numpy as np
 
 from domain import events as ev
 from domain.dates import parse as parse_date
@@ -30,13 +31,20 @@ from projections.effective import in_force
 from projections.stage import compute_stage
 from projections.survival import compute_survival
 from projections.survival_subjects import TABLE
-from projections.views import _EQUALITY_FILTERS, _RANGE_FILTERS, Views, _where
+from projections.views import (
+    _EQUALITY_FILTERS,
+    _RANGE_FILTERS,
+    Views,
+    _synthetic_clause,
+    _where,
+)
 
 # What a patient can be grouped by: each is a field of the patient's read models.
 Grouping = Literal[
     "ctc_trend", "ctc_cleared", "stage_group", "stage_trend", "concordance", "histology"
 ]
 GROUPINGS: tuple[str, ...] = get_args(Grouping)
+CTC_GROUPINGS: tuple[str, ...] = ("ctc_trend", "ctc_cleared", "concordance")
 # Labels for read-model values that are absent.
 NOT_STAGED = "not_staged"
 NOT_RECORDED = "not_recorded"
@@ -49,23 +57,58 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Subject:
+    """One patient of the recomputing path, before the cohort is made columnar."""
+
     patient_id: str
-    os_days: float | None  # days from time zero (diagnosis, or the landmark); None: no diagnosis
+    os_days: float
     dead: bool
     approximate: bool
     labels: dict[str, str]  # grouping -> label; also "stage_at_diagnosis"
 
-    @property
-    def synthetic(self) -> bool:
-        return is_synthetic(self.patient_id)
-
 
 @dataclass(frozen=True)
 class Cohort:
-    subjects: list[Subject]  # with a diagnosis date (and, with a landmark, past it)
+    """The analysed patients as columns (one entry per patient), and who was left out."""
+
+    days: np.ndarray  # float days from time zero (diagnosis, or the landmark)
+    dead: np.ndarray  # bool
+    approximate: np.ndarray  # bool
+    synthetic: np.ndarray  # bool
+    labels: np.ndarray  # str: the `by` group
+    exposure: np.ndarray  # str: the CTC group the Cox model uses
+    stage: np.ndarray  # str: stage group at diagnosis (Cox covariate)
     matched: int  # patients the filters matched
     no_diagnosis: int  # excluded: no diagnosis date
     before_landmark: int  # excluded: died or last seen at or before the landmark
+
+    @classmethod
+    def of(
+        cls,
+        subjects: list[Subject],
+        by: str,
+        *,
+        matched: int,
+        no_diagnosis: int,
+        before_landmark: int = 0,
+    ) -> Cohort:
+        exposure = cox_exposure(by)
+        return cls(
+            days=np.array([s.os_days for s in subjects], dtype=float),
+            dead=np.array([s.dead for s in subjects], dtype=bool),
+            approximate=np.array([s.approximate for s in subjects], dtype=bool),
+            synthetic=np.array([is_synthetic(s.patient_id) for s in subjects], dtype=bool),
+            labels=np.array([s.labels[by] for s in subjects], dtype=object),
+            exposure=np.array([s.labels[exposure] for s in subjects], dtype=object),
+            stage=np.array([s.labels["stage_at_diagnosis"] for s in subjects], dtype=object),
+            matched=matched,
+            no_diagnosis=no_diagnosis,
+            before_landmark=before_landmark,
+        )
+
+
+def cox_exposure(by: str) -> str:
+    """The CTC grouping of the Cox model: `by` itself when it is one, else the CTC trend."""
+    return by if by in CTC_GROUPINGS else "ctc_trend"
 
 
 def cleared_label(cleared: bool) -> str:
@@ -76,46 +119,55 @@ def stage_label(group: str | None) -> str:
     return group or NOT_STAGED
 
 
-def current_cohort(views: Views, filters: dict[str, Any]) -> Cohort:
+# Each grouping as a column expression over `ol_survival s` joined with `ol_patients p`.
+_LABEL_SQL: dict[str, str] = {
+    "ctc_trend": "p.ctc_trend",
+    "ctc_cleared": "CASE WHEN s.ctc_cleared = 1 THEN 'cleared' ELSE 'not_cleared' END",
+    "stage_group": f"COALESCE(s.stage_at_diagnosis, '{NOT_STAGED}')",
+    "stage_trend": "s.stage_trend",
+    "concordance": "p.concordance",
+    "histology": f"COALESCE(p.histology, '{NOT_RECORDED}')",
+}
+
+
+def current_cohort(views: Views, filters: dict[str, Any], by: str) -> Cohort:
     """The fast path: the stored cohort index and survival rows, nothing recomputed."""
     where, params = _where(filters)
+    synthetic_params: list[Any] = []
+    synthetic = _synthetic_clause(True, synthetic_params)
     sql = (
-        "SELECT s.patient_id, s.os_days, s.dead, s.approximate, s.stage_at_diagnosis, "
-        "s.stage_trend, s.ctc_cleared, p.ctc_trend, p.concordance, p.histology "
-        f"FROM {TABLE} s JOIN (SELECT patient_id, ctc_trend, concordance, histology "
+        f"SELECT s.os_days, s.dead, s.approximate, {_LABEL_SQL[by]}, "
+        f"{_LABEL_SQL[cox_exposure(by)]}, {_LABEL_SQL['stage_group']}, p.synthetic "
+        f"FROM {TABLE} s JOIN (SELECT patient_id, ctc_trend, concordance, histology, "
+        f"CASE WHEN {synthetic} THEN 1 ELSE 0 END AS synthetic "
         f"FROM ol_patients{where}) p ON p.patient_id = s.patient_id"
     )
     views.catch_up()
     with views.db.transaction() as cur:
-        cur.execute(sql, params)
+        cur.execute(sql, [*synthetic_params, *params])
         rows = cur.fetchall()
-    subjects = []
-    for pid, days, dead, approximate, at_dx, stage_trend, cleared, trend, conc, hist in rows:
-        stage = stage_label(at_dx)
-        subjects.append(
-            Subject(
-                patient_id=pid,
-                os_days=None if days is None else float(days),
-                dead=bool(dead),
-                approximate=bool(approximate),
-                labels={
-                    "ctc_trend": trend,
-                    "ctc_cleared": cleared_label(bool(cleared)),
-                    "stage_group": stage,
-                    "stage_trend": stage_trend,
-                    "concordance": conc,
-                    "histology": hist or NOT_RECORDED,
-                    "stage_at_diagnosis": stage,
-                },
-            )
-        )
-    with_dx = [s for s in subjects if s.os_days is not None]
-    return Cohort(with_dx, len(subjects), len(subjects) - len(with_dx), 0)
+    if not rows:
+        return Cohort.of([], by, matched=0, no_diagnosis=0)
+    days, dead, approximate, labels, exposure, stage, synth = zip(*rows, strict=True)
+    known = np.array([d is not None for d in days], dtype=bool)
+    return Cohort(
+        days=np.array([d for d in days if d is not None], dtype=float),
+        dead=np.array(dead, dtype=bool)[known],
+        approximate=np.array(approximate, dtype=bool)[known],
+        synthetic=np.array(synth, dtype=bool)[known],
+        labels=np.array(labels, dtype=object)[known],
+        exposure=np.array(exposure, dtype=object)[known],
+        stage=np.array(stage, dtype=object)[known],
+        matched=len(rows),
+        no_diagnosis=int((~known).sum()),
+        before_landmark=0,
+    )
 
 
 def recomputed_cohort(
     views: Views,
     filters: dict[str, Any],
+    by: str,
     *,
     as_of: datetime | None,
     landmark_days: float | None,
@@ -169,7 +221,13 @@ def recomputed_cohort(
                 },
             )
         )
-    return Cohort(subjects, matched, no_diagnosis, before_landmark)
+    return Cohort.of(
+        subjects,
+        by,
+        matched=matched,
+        no_diagnosis=no_diagnosis,
+        before_landmark=before_landmark,
+    )
 
 
 def known_by(history: Sequence[ev.AnyEvent], start: date, days: float) -> list[ev.AnyEvent]:

@@ -25,33 +25,33 @@ from typing import Any, get_args
 import msgspec
 import numpy as np
 import pandas as pd
-from lifelines import CoxPHFitter, KaplanMeierFitter
-from lifelines.statistics import logrank_test, multivariate_logrank_test, proportional_hazard_test
+from lifelines import CoxPHFitter
+from lifelines.statistics import proportional_hazard_test
 from scipy.stats import chi2
 
 from domain import events as ev
 from domain.errors import ValidationFailed
 from domain.staging import STAGE_ORDER, stage_rank
 from projections.cohort_subjects import (
+    CTC_GROUPINGS,
     GROUPINGS,
     MONTH_DAYS,
     NOT_RECORDED,
     NOT_STAGED,
     Cohort,
     Progress,
-    Subject,
+    cox_exposure,
     current_cohort,
     recomputed_cohort,
 )
 from projections.ctc import ConcordanceStatus, CtcTrend, check_rule
+from projections.km import kaplan_meier, logrank
 from projections.readmodels import STORED_CTC_RULE
 from projections.stage import StageTrend
 from projections.views import Views, _where
 
 MILESTONES: tuple[int, ...] = (12, 24, 36)
-CTC_GROUPINGS: tuple[str, ...] = ("ctc_trend", "ctc_cleared", "concordance")
 SMALL_GROUP = 5
-_Z = 1.959963984540054  # the standard normal 97.5 % quantile
 
 _ORDER: dict[str, tuple[str, ...]] = {
     "ctc_trend": get_args(CtcTrend),
@@ -227,11 +227,13 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 class Analysis:
-    """A finished analysis: the report, and the fitted curves for the plot."""
+    """A finished analysis: the report, and each group's times and deaths (for the plot)."""
 
-    def __init__(self, report: SurvivalReport, fitters: dict[str, KaplanMeierFitter]) -> None:
+    def __init__(
+        self, report: SurvivalReport, curves: dict[str, tuple[np.ndarray, np.ndarray]]
+    ) -> None:
         self.report = report
-        self.fitters = fitters
+        self.curves = curves  # group -> (months, dead)
 
 
 def survival_by_group(
@@ -256,11 +258,12 @@ def survival_by_group(
     _where(filters)  # an unknown filter is refused before any work
     rule_matters = by == "ctc_cleared" and rule != STORED_CTC_RULE
     if as_of is None and landmark_months is None and not rule_matters:
-        cohort = current_cohort(views, filters)
+        cohort = current_cohort(views, filters, by)
     else:
         cohort = recomputed_cohort(
             views,
             filters,
+            by,
             as_of=as_of,
             landmark_days=None if landmark_months is None else landmark_months * MONTH_DAYS,
             rule=rule,
@@ -281,20 +284,16 @@ def analyse(
     with_cox: bool = True,
 ) -> Analysis:
     check_by(by)
-    subjects = cohort.subjects
-    labels = [s.labels[by] for s in subjects]
-    order = group_order(by, labels)
-    members: dict[str, list[Subject]] = {g: [] for g in order}
-    for subject, label in zip(subjects, labels, strict=True):
-        members[label].append(subject)
-    groups: list[Group] = []
-    fitters: dict[str, KaplanMeierFitter] = {}
-    for name in order:
-        group, fitter = _group(name, members[name])
-        groups.append(group)
-        fitters[name] = fitter
+    months = cohort.days / MONTH_DAYS
+    order = group_order(by, list(set(cohort.labels.tolist())))
+    members = {name: cohort.labels == name for name in order}
+    groups = [
+        _group(name, months[m], cohort.dead[m], cohort.approximate[m])
+        for name, m in members.items()
+    ]
+    analysed = len(months)
     report_warnings: list[str] = []
-    if not subjects:
+    if not analysed:
         report_warnings.append(
             "no patient to analyse: "
             + (
@@ -303,10 +302,10 @@ def analyse(
                 else "every matching patient was excluded (see `patients`)"
             )
         )
-    synthetic = sum(s.synthetic for s in subjects)
-    if synthetic and synthetic < len(subjects):
+    synthetic = int(cohort.synthetic.sum())
+    if synthetic and synthetic < analysed:
         report_warnings.append(
-            f"{synthetic} of {len(subjects)} patients are synthetic (SYN-/DEMO- ids): "
+            f"{synthetic} of {analysed} patients are synthetic (SYN-/DEMO- ids): "
             "filter with synthetic=false for real patients only"
         )
     elif synthetic:
@@ -317,32 +316,32 @@ def analyse(
             "favours patients who lived long enough to have them (immortal-time bias); "
             "use a landmark"
         )
-    events = sum(s.dead for s in subjects)
+    events = int(cohort.dead.sum())
     return Analysis(
         SurvivalReport(
             by=by,
             rule=rule,
             as_of=as_of,
             landmark_months=landmark_months,
-            empty=not subjects,
+            empty=not analysed,
             definitions=definitions(by, rule=rule, as_of=as_of, landmark_months=landmark_months),
             patients=Counts(
                 matched=cohort.matched,
                 excluded_no_diagnosis_date=cohort.no_diagnosis,
                 excluded_before_landmark=cohort.before_landmark,
-                analysed=len(subjects),
+                analysed=analysed,
                 events=events,
-                censored=len(subjects) - events,
-                approximate_times=sum(s.approximate for s in subjects),
+                censored=analysed - events,
+                approximate_times=int(cohort.approximate.sum()),
                 synthetic=synthetic,
             ),
             groups=groups,
-            logrank=_logrank(members),
-            pairwise=_pairwise(members),
-            cox=_cox(subjects, by) if with_cox else None,
+            logrank=_logrank(months, cohort.dead, cohort.labels),
+            pairwise=_pairwise(months, cohort.dead, members),
+            cox=_cox(cohort, months, by) if with_cox else None,
             warnings=report_warnings,
         ),
-        fitters,
+        {name: (months[m], cohort.dead[m]) for name, m in members.items()},
     )
 
 
@@ -405,46 +404,29 @@ def _num(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _group(name: str, subjects: Sequence[Subject]) -> tuple[Group, KaplanMeierFitter]:
-    months = np.array([s.os_days for s in subjects], dtype=float) / MONTH_DAYS
-    dead = np.array([s.dead for s in subjects], dtype=bool)
-    fitter = KaplanMeierFitter(label=name)
+def _group(name: str, months: np.ndarray, dead: np.ndarray, approximate: np.ndarray) -> Group:
+    n = len(months)
     notes: list[str] = []
-    if len(subjects) == 1:
+    if n == 1:
         notes.append(
             "one patient: the curve is that patient's course, intervals are not informative"
         )
-    elif len(subjects) < SMALL_GROUP:
-        notes.append(f"only {len(subjects)} patients: estimates are very uncertain")
-    if not subjects:
-        empty = Estimate(estimate=None, ci95=(None, None))
-        return Group(
-            group=name, n=0, events=0, censored=0, approximate=0, median_months=empty,
-            survival=[], curve=[], warnings=notes,
-        ), fitter  # fmt: skip
-    fitter.fit(months, dead)
-    times = fitter.survival_function_.index.to_numpy()
-    estimate = fitter.survival_function_.iloc[:, 0].to_numpy()
-    lower = fitter.confidence_interval_.iloc[:, 0].to_numpy()
-    upper = fitter.confidence_interval_.iloc[:, 1].to_numpy()
-    table = fitter.event_table
+    elif n < SMALL_GROUP:
+        notes.append(f"only {n} patients: estimates are very uncertain")
+    table = kaplan_meier(months, dead)
+    times, estimate, lower, upper = table.times, table.survival, table.lower, table.upper
     curve = [
         CurvePoint(
-            months=float(t),
-            survival=float(s),
-            ci95=(float(lo), float(hi)),
-            at_risk=int(n),
-            events=int(d),
-            censored=int(c),
+            months=t, survival=s, ci95=(lo, hi), at_risk=int(r), events=int(e), censored=int(c)
         )
-        for t, s, lo, hi, n, d, c in zip(
-            times,
-            estimate,
-            lower,
-            upper,
-            table["at_risk"],
-            table["observed"],
-            table["censored"],
+        for t, s, lo, hi, r, e, c in zip(
+            times.tolist(),
+            estimate.tolist(),
+            lower.tolist(),
+            upper.tolist(),
+            table.at_risk.tolist(),
+            table.events.tolist(),
+            table.censored.tolist(),
             strict=True,
         )
     ]
@@ -462,10 +444,10 @@ def _group(name: str, subjects: Sequence[Subject]) -> tuple[Group, KaplanMeierFi
         )
     return Group(
         group=name,
-        n=len(subjects),
+        n=n,
         events=int(dead.sum()),
         censored=int((~dead).sum()),
-        approximate=sum(s.approximate for s in subjects),
+        approximate=int(approximate.sum()),
         median_months=Estimate(
             estimate=_first_at_or_below(times, estimate),
             ci95=(_first_at_or_below(times, lower), _first_at_or_below(times, upper)),
@@ -473,7 +455,7 @@ def _group(name: str, subjects: Sequence[Subject]) -> tuple[Group, KaplanMeierFi
         survival=milestones,
         curve=curve,
         warnings=notes,
-    ), fitter
+    )
 
 
 def _first_at_or_below(times: np.ndarray, values: np.ndarray, q: float = 0.5) -> float | None:
@@ -481,38 +463,27 @@ def _first_at_or_below(times: np.ndarray, values: np.ndarray, q: float = 0.5) ->
     return float(times[below[0]]) if len(below) else None
 
 
-def _arrays(subjects: Sequence[Subject]) -> tuple[np.ndarray, np.ndarray]:
-    months = np.array([s.os_days for s in subjects], dtype=float) / MONTH_DAYS
-    return months, np.array([s.dead for s in subjects], dtype=bool)
-
-
-def _logrank(members: dict[str, list[Subject]]) -> LogRank:
-    present = {g: s for g, s in members.items() if s}
-    if len(present) < 2:
+def _logrank(months: np.ndarray, dead: np.ndarray, labels: np.ndarray) -> LogRank:
+    if len(set(labels.tolist())) < 2:
         return LogRank(statistic=None, df=None, p=None, note="fewer than two groups to compare")
-    if not any(s.dead for group in present.values() for s in group):
+    if not dead.any():
         return LogRank(statistic=None, df=None, p=None, note="no deaths: nothing to compare")
-    subjects = [s for group in present.values() for s in group]
-    labels = [g for g, group in present.items() for _ in group]
-    months, dead = _arrays(subjects)
-    result = multivariate_logrank_test(months, np.array(labels), dead)
-    return LogRank(
-        statistic=_num(result.test_statistic),
-        df=int(result.degrees_of_freedom),
-        p=_num(result.p_value),
-    )
+    statistic, df, p = logrank(months, dead, labels)
+    return LogRank(statistic=_num(statistic), df=df, p=_num(p))
 
 
-def _pairwise(members: dict[str, list[Subject]]) -> list[Pairwise]:
-    present = [(g, s) for g, s in members.items() if s]
+def _pairwise(
+    months: np.ndarray, dead: np.ndarray, members: dict[str, np.ndarray]
+) -> list[Pairwise]:
+    names = list(members)
     raw: list[tuple[tuple[str, str], float, float]] = []
-    for i, (a, left) in enumerate(present):
-        for b, right in present[i + 1 :]:
-            if not any(s.dead for s in (*left, *right)):
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            both = members[a] | members[b]
+            if not dead[both].any():
                 continue
-            (t1, e1), (t2, e2) = _arrays(left), _arrays(right)
-            result = logrank_test(t1, t2, event_observed_A=e1, event_observed_B=e2)
-            raw.append(((a, b), float(result.test_statistic), float(result.p_value)))
+            statistic, _, p = logrank(months[both], dead[both], members[a][both])
+            raw.append(((a, b), statistic, p))
     adjusted = holm([p for _, _, p in raw])
     return [
         Pairwise(groups=pair, statistic=stat, p=p, p_holm=adj)
@@ -520,39 +491,44 @@ def _pairwise(members: dict[str, list[Subject]]) -> list[Pairwise]:
     ]
 
 
-def _cox(subjects: Sequence[Subject], by: str) -> Cox:
-    exposure = by if by in CTC_GROUPINGS else "ctc_trend"
-    staged = [s for s in subjects if stage_rank(s.labels["stage_at_diagnosis"]) is not None]
-    events = sum(s.dead for s in staged)
+def _cox(cohort: Cohort, months: np.ndarray, by: str) -> Cox:
+    exposure = cox_exposure(by)
+    known = np.array([stage_rank(s) is not None for s in cohort.stage.tolist()], dtype=bool)
+    ctc, stage, dead, months = (
+        cohort.exposure[known],
+        cohort.stage[known],
+        cohort.dead[known],
+        months[known],
+    )
+    staged, events = int(known.sum()), int(dead.sum())
 
     def empty(note: str) -> Cox:
         return Cox(
-            exposure=exposure, covariate="stage_at_diagnosis", n=len(staged), events=events,
-            excluded_unknown_stage=len(subjects) - len(staged), hazard_ratios=[],
+            exposure=exposure, covariate="stage_at_diagnosis", n=staged, events=events,
+            excluded_unknown_stage=len(known) - staged, hazard_ratios=[],
             proportional_hazards=[], proportional_hazards_ok=None, concordance_stage_only=None,
             concordance_with_ctc=None, lr_test_ctc_added=LogRank(statistic=None, df=None, p=None),
             warnings=[], note=note,
         )  # fmt: skip
 
-    ctc_levels = group_order(exposure, [s.labels[exposure] for s in staged])
-    stage_levels = group_order("stage_group", [s.labels["stage_at_diagnosis"] for s in staged])
+    ctc_levels = group_order(exposure, list(set(ctc.tolist())))
+    stage_levels = group_order("stage_group", list(set(stage.tolist())))
     if len(ctc_levels) < 2:
         return empty("fewer than two CTC groups among patients with a known stage at diagnosis")
     if events < 2:
         return empty("fewer than two deaths among patients with a known stage at diagnosis")
-    ctc_ref = max(ctc_levels, key=lambda g: sum(s.labels[exposure] == g for s in staged))
+    ctc_ref = max(ctc_levels, key=lambda g: int((ctc == g).sum()))
     stage_ref = stage_levels[0]
-    months, dead = _arrays(staged)
     frame: dict[str, Any] = {"months": months, "dead": dead.astype(int)}
     terms: dict[str, tuple[str, str, str]] = {}
-    for variable, key, levels, ref in (
-        (exposure, exposure, ctc_levels, ctc_ref),
-        ("stage_at_diagnosis", "stage_at_diagnosis", stage_levels, stage_ref),
+    for variable, values, levels, ref in (
+        (exposure, ctc, ctc_levels, ctc_ref),
+        ("stage_at_diagnosis", stage, stage_levels, stage_ref),
     ):
         for level in levels:
             if level != ref:
                 term = f"{variable}={level}"
-                frame[term] = np.array([s.labels[key] == level for s in staged], dtype=float)
+                frame[term] = (values == level).astype(float)
                 terms[term] = (variable, level, ref)
     data = pd.DataFrame(frame)
     stage_terms = [t for t, (v, _, _) in terms.items() if v == "stage_at_diagnosis"]
@@ -596,9 +572,9 @@ def _cox(subjects: Sequence[Subject], by: str) -> Cox:
     return Cox(
         exposure=exposure,
         covariate="stage_at_diagnosis",
-        n=len(staged),
+        n=staged,
         events=events,
-        excluded_unknown_stage=len(subjects) - len(staged),
+        excluded_unknown_stage=len(known) - staged,
         hazard_ratios=ratios,
         proportional_hazards=checks,
         proportional_hazards_ok=all(c.p >= 0.05 for c in checks),

@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from lifelines import KaplanMeierFitter
 from lifelines.plotting import add_at_risk_counts
 
 from domain.errors import ValidationFailed
@@ -43,9 +44,10 @@ def write_plot(analysis: Analysis, path: str) -> str:
     """Draw the curves into `path` (its suffix picks the format); return the format."""
     fmt = check_plot_path(path)
     report = analysis.report
-    fitted = [
-        f for g, f in analysis.fitters.items() if any(x.group == g and x.n for x in report.groups)
-    ]
+    fitted = []
+    for name, (months, dead) in analysis.curves.items():
+        if len(months):  # lifelines draws the curves, the bands and the at-risk table
+            fitted.append(KaplanMeierFitter(label=name).fit(months, dead))
     with plt.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "font.size": 9}):
         rows = ["At risk", "Censored", "Events"] if len(fitted) <= 2 else ["At risk"]
         table_lines = max(1, len(fitted)) * (len(rows) + 1)

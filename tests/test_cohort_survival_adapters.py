@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,7 +176,8 @@ def test_cohort_survival_reads_are_access_logged(run: Cli) -> None:
 def client(demo_store: StoreConfig) -> Iterator[tuple[TestClient[Litestar], dict[str, str]]]:
     with TestClient(create_app(demo_store)) as test_client:
         ledger: OncoLedger = test_client.app.state.ledger
-        tokens = {role: ledger.tokens.create(f"{role}-{id(test_client)}", role)
+        suffix = uuid.uuid4().hex[:8]
+        tokens = {role: ledger.tokens.create(f"{role}-{suffix}", role)
                   for role in ("reader", "clinician")}  # fmt: skip
         yield test_client, tokens
 
