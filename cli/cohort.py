@@ -186,7 +186,7 @@ def report_lines(report: SurvivalReport) -> list[Any]:
                 "pairwise log-rank (Holm-adjusted)",
                 ["groups", "chi2", "p", "p (Holm)"],
                 [
-                    (" vs ".join(p.groups), f"{p.statistic:.3f}", f"{p.p:.4g}", f"{p.p_holm:.4g}")
+                    (" vs ".join(p.groups), _g(p.statistic), _g(p.p), _g(p.p_holm))
                     for p in report.pairwise
                 ],
             )

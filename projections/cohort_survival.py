@@ -119,9 +119,9 @@ class LogRank(msgspec.Struct, frozen=True, kw_only=True):
 
 class Pairwise(msgspec.Struct, frozen=True, kw_only=True):
     groups: tuple[str, str]
-    statistic: float
-    p: float
-    p_holm: float
+    statistic: float | None
+    p: float | None
+    p_holm: float | None
 
 
 class HazardRatio(msgspec.Struct, frozen=True, kw_only=True):
@@ -484,9 +484,14 @@ def _pairwise(
                 continue
             statistic, _, p = logrank(months[both], dead[both], members[a][both])
             raw.append(((a, b), statistic, p))
-    adjusted = holm([p for _, _, p in raw])
+    adjusted = holm([p if math.isfinite(p) else 1.0 for _, _, p in raw])
     return [
-        Pairwise(groups=pair, statistic=stat, p=p, p_holm=adj)
+        Pairwise(
+            groups=pair,
+            statistic=_num(stat),
+            p=_num(p),
+            p_holm=_num(adj) if _num(p) is not None else None,
+        )
         for (pair, stat, p), adj in zip(raw, adjusted, strict=True)
     ]
 
