@@ -22,6 +22,7 @@ import msgspec
 
 from bench import stores
 from bench.common import config, max_rss_kib, median, now
+from bench.workloads import _repeat
 from projections.db import views_path
 from projections.root import OncoLedger
 from projections.survival_subjects import COLUMNS as SURVIVAL_COLUMNS
@@ -79,12 +80,7 @@ def populate(path: str, n: int) -> None:
 
 def _times(fn: Any, reps: int) -> list[float]:
     fn()  # warm: imports, page cache
-    out = []
-    for _ in range(reps):
-        start = now()
-        fn()
-        out.append((now() - start) * 1000)
-    return out
+    return _repeat(fn, reps)
 
 
 def index_rows(path: str, n: int, reps: int) -> dict[str, Any]:

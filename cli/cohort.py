@@ -20,21 +20,26 @@ if TYPE_CHECKING:  # lifelines loads only when the command runs
     from projections.cohort_survival import SurvivalReport
 
 
+def _progress(label: str, *, quiet: bool = False) -> Progress:
+    """A progress bar on stderr, shown only on a terminal."""
+    err = render.console(stderr=True)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    )
+
+
 def record_cohort(
     ledger: OncoLedger, n: int, seed: int | None, *, actor: str, quiet: bool
 ) -> list[tuple[str, int]]:
     """`demo --cohort N`: record the synthetic cohort with a progress bar on stderr."""
     if n <= 0:
         return []
-    err = render.console(stderr=True)
-    with Progress(
-        TextColumn("synthetic cohort"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-        disable=quiet or not err.is_terminal,
-    ) as bar:
+    with _progress("synthetic cohort", quiet=quiet) as bar:
         task = bar.add_task("patients", total=n)
         created = ledger.record_demo_cohort(
             n,
@@ -96,15 +101,7 @@ def survival(
     if plot:
         check_plot_path(plot)
     ledger = session.open()
-    err = render.console(stderr=True)
-    with Progress(
-        TextColumn("recomputing groups"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
+    with _progress("recomputing groups") as bar:
         task = bar.add_task("patients", total=None)
         analysis = ledger.cohort_survival(
             by=by,
@@ -234,7 +231,8 @@ def _cox_lines(report: SurvivalReport) -> list[Any]:
                 for h in cox.hazard_ratios
             ],
         ),
-        f"proportional hazards assumption: {ph}",
+        f"proportional hazards assumption: {ph}"
+        + (f" ({cox.proportional_hazards_note})" if cox.proportional_hazards_note else ""),
         f"concordance index: stage alone {_g(cox.concordance_stage_only)}, stage + CTC "
         f"{_g(cox.concordance_with_ctc)}; CTC group added to stage: likelihood-ratio chi2 = "
         f"{_g(lr.statistic)}, df = {lr.df}, p = {_g(lr.p)}",

@@ -477,6 +477,21 @@ def test_cox_model_is_adjusted_for_stage_and_checks_proportional_hazards(
     assert cox.concordance_with_ctc is not None and cox.concordance_stage_only is not None
 
 
+def test_proportional_hazards_test_on_a_sample_of_a_large_cohort_says_so(
+    ledger: OncoLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from domain.demo.cohort import record_cohort
+    from projections import cohort_survival
+
+    record_cohort(ledger.ledger, 150, actor="t")
+    ledger.views.catch_up()
+    monkeypatch.setattr(cohort_survival, "PH_SAMPLE", 100)
+    cox = ledger.cohort_survival(by="ctc_cleared").report.cox
+    assert cox is not None and cox.n > 100
+    assert "random sample of 100 patients" in (cox.proportional_hazards_note or "")
+    assert cox.proportional_hazards  # still tested, on the sample
+
+
 def test_cox_on_a_degenerate_cohort_says_why_it_was_not_fitted(ledger: OncoLedger) -> None:
     record_patient(ledger, "A", counts=(5, 1), end=100, died=True)
     cox = ledger.cohort_survival(by="ctc_trend").report.cox
