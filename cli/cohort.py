@@ -213,7 +213,9 @@ def _cox_lines(report: SurvivalReport) -> list[Any]:
     )
     if cox.note:
         return [f"{head}: not fitted ({cox.note})"]
-    ph = "holds" if cox.proportional_hazards_ok else "VIOLATED for some terms (see p < 0.05)"
+    ph = {True: "holds", False: "VIOLATED for some terms (PH test p < 0.05)", None: "not tested"}[
+        cox.proportional_hazards_ok
+    ]
     lr = cox.lr_test_ctc_added
     out: list[Any] = [
         render.table(
