@@ -8,6 +8,7 @@ Type 42, both vector.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -95,8 +96,8 @@ def write_plot(analysis: Analysis, path: str) -> str:
             )
             + (f". {n.synthetic} synthetic patients." if n.synthetic else ".")
         )
-        fig.text(0.01, 0.005, caption, fontsize=7, ha="left", va="bottom")
-        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        fig.text(0.01, 0.005, "\n".join(textwrap.wrap(caption, 150)), fontsize=7, va="bottom")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
         fig.savefig(path, format=fmt, dpi=150)
         plt.close(fig)
     return fmt
