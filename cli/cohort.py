@@ -12,7 +12,7 @@ from cli import render
 from cli.filters import cohort_filters, filter_query
 from cli.params import TIMESTAMP, json_option
 from cli.session import SOURCE, Session, pass_session
-from domain.demo.cohort import cohort_ids
+from domain.demo.cohort import DEFAULT_SEED, cohort_ids
 from projections.cohort_subjects import GROUPINGS
 from projections.root import OncoLedger
 
@@ -35,10 +35,10 @@ def _progress(label: str, *, quiet: bool = False) -> Progress:
 
 def record_cohort(
     ledger: OncoLedger, n: int, seed: int | None, *, actor: str, quiet: bool
-) -> list[tuple[str, int]]:
+) -> dict[str, Any] | None:
     """`demo --cohort N`: record the synthetic cohort with a progress bar on stderr."""
     if n <= 0:
-        return []
+        return None
     with _progress("synthetic cohort", quiet=quiet) as bar:
         task = bar.add_task("patients", total=n)
         created = ledger.record_demo_cohort(
@@ -48,7 +48,13 @@ def record_cohort(
             source=SOURCE,
             progress=lambda done: bar.update(task, completed=done),
         )
-    return [(f"{n} synthetic patients {cohort_ids(1)[0]}..{cohort_ids(n)[-1]}", created)]
+    return {
+        "patients": n,
+        "first": cohort_ids(1)[0],
+        "last": cohort_ids(n)[-1],
+        "seed": DEFAULT_SEED if seed is None else seed,
+        "new_events": created,
+    }
 
 
 @click.group()

@@ -103,7 +103,7 @@ def demo(session: Session, quiet: bool, cohort_size: int, seed: int | None, as_j
     """Record the demo patients (again: a no-op) and show the case report's patient."""
     ledger = session.open()
     recorded = ledger.record_demo(actor=session.actor, source=SOURCE)
-    recorded += record_cohort(ledger, cohort_size, seed, actor=session.actor, quiet=quiet)
+    synthetic = record_cohort(ledger, cohort_size, seed, actor=session.actor, quiet=quiet)
     if quiet:
         return
     pid = CASE_REPORT_PATIENT
@@ -115,6 +115,7 @@ def demo(session: Session, quiet: bool, cohort_size: int, seed: int | None, as_j
         render.emit_json(
             {
                 "recorded": [{"patient_id": p, "new_events": n} for p, n in recorded],
+                **({"synthetic_cohort": synthetic} if synthetic else {}),
                 "patient_id": pid,
                 "history": history,
                 **views,
@@ -123,6 +124,11 @@ def demo(session: Session, quiet: bool, cohort_size: int, seed: int | None, as_j
         return
     for patient_id, created in recorded:
         click.echo(f"{patient_id}: {created} new events recorded")
+    if synthetic:
+        click.echo(
+            f"synthetic cohort {synthetic['first']}..{synthetic['last']} (seed "
+            f"{synthetic['seed']}): {synthetic['new_events']} new events recorded"
+        )
     render.show(render.history_table(pid, history))
     for name, view in views.items():
         click.echo()

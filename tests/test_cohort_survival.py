@@ -416,6 +416,13 @@ def test_as_of_reads_the_cohort_as_it_was_recorded(ledger: OncoLedger) -> None:
         pytest.approx(200 / MONTH),
     )
     assert past.as_of == then and "as recorded up to" in past.definitions["as_of"]
+    # Filters apply to the cohort row as it was then: alive then, dead now.
+    alive = {"survival_status": ["alive"]}
+    assert ledger.cohort_survival(by="ctc_trend", filters=alive).report.patients.matched == 0
+    alive_then = ledger.cohort_survival(by="ctc_trend", as_of=then, filters=alive).report
+    assert alive_then.patients.matched == 1
+    real_then = ledger.cohort_survival(by="ctc_trend", as_of=then, filters={"synthetic": True})
+    assert real_then.report.patients.matched == 0
 
 
 def test_filters_select_the_cohort_and_an_empty_selection_is_marked(cohort: OncoLedger) -> None:

@@ -64,7 +64,13 @@ def test_demo_cohort_is_synthetic_reproducible_and_varied(
     assert synthetic_patient(7) == (pid, events)  # seeded: the same every time
     assert synthetic_patient(7, seed=1) != (pid, events)
     again = run.json("demo", "--cohort", "120")
-    assert again["recorded"][-1]["new_events"] == 0  # recording it again stores nothing
+    assert again["synthetic_cohort"] == {  # recording it again stores nothing
+        "patients": 120, "first": "SYN-00001", "last": "SYN-00120", "seed": 2016, "new_events": 0
+    }  # fmt: skip
+    assert (
+        "synthetic cohort SYN-00001..SYN-00120 (seed 2016): 0 new events"
+        in run("demo", "--cohort", "120").stdout
+    )
     rows = run.json("patient", "list", "--synthetic", "--limit", "1000")["patients"]
     generated = [r for r in rows if r["patient_id"].startswith("SYN-")]
     assert len(generated) == 120
