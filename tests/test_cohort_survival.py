@@ -537,3 +537,16 @@ def test_rebuilt_views_give_the_same_analysis(cohort: OncoLedger) -> None:
     before = cohort.cohort_survival(by="concordance").report
     cohort.views.rebuild()
     assert cohort.cohort_survival(by="concordance").report == before
+
+
+def test_synthetic_filter_on_both_databases(cohort: OncoLedger) -> None:
+    record_patient(cohort, "SYN-00001", counts=(5, 1), end=100, died=True)
+    record_patient(cohort, "DEMO-X", counts=(5, 1), end=100, died=True)
+    synthetic = cohort.patients(filters={"synthetic": True}, count=True)
+    assert [r.patient_id for r in synthetic.patients] == ["DEMO-X", "SYN-00001"]
+    assert cohort.patients(filters={"synthetic": False}, count=True).total == 20
+    real = cohort.cohort_survival(by="ctc_trend", filters={"synthetic": False}).report
+    assert (real.patients.analysed, real.patients.synthetic) == (20, 0)
+    both = cohort.cohort_survival(by="ctc_trend", with_cox=False).report
+    assert (both.patients.analysed, both.patients.synthetic) == (22, 2)
+    assert any("2 of 22 patients are synthetic" in w for w in both.warnings)
