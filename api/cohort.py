@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from api.auth import SECURITY, requires
@@ -17,6 +18,17 @@ from projections.cohort_subjects import Grouping
 from projections.cohort_survival import SurvivalReport
 from projections.root import OncoLedger
 from projections.tokens import Principal
+
+Landmark = Annotated[
+    float | None,
+    QueryParameter(
+        ge=0,
+        le=600,
+        description="Landmark in months after diagnosis: group by what was known then, keep "
+        "patients alive and followed beyond it, start the clock there",
+    ),
+]
+_MEDIA = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
 
 
 class CohortController(Controller):
@@ -49,15 +61,7 @@ class CohortController(Controller):
         by: Annotated[Grouping, QueryParameter(description="Group patients by this")],
         rule: Rule = None,
         as_of: AsOf = None,
-        landmark: Annotated[
-            float | None,
-            QueryParameter(
-                ge=0,
-                le=600,
-                description="Landmark in months after diagnosis: group by what was known then, "
-                "keep patients alive and followed beyond it, start the clock there",
-            ),
-        ] = None,
+        landmark: Landmark = None,
         cox: Annotated[
             bool, QueryParameter(description="Fit the stage-adjusted Cox model (slower)")
         ] = True,
@@ -72,3 +76,44 @@ class CohortController(Controller):
         )
         log_read(ledger, request, "cohort-survival")
         return analysis.report
+
+    @get(
+        path="/survival/plot",
+        operation_id="getCohortSurvivalPlot",
+        summary="The Kaplan-Meier figure of the same analysis (SVG, PDF or PNG)",
+        description="Curves per group with 95 % bands and censor ticks, numbers at risk under "
+        "the x-axis, the log-rank p in the corner. Same query as `/survival`; `format` picks "
+        "SVG (default, text kept as text), PDF or PNG.",
+        sync_to_thread=True,
+        guards=[requires("read")],
+        dependencies={"filters": Provide(cohort_filters, sync_to_thread=False)},
+        responses={
+            200: ResponseSpec(None, description="The figure", media_type="image/svg+xml"),
+            **error_responses(400, 401, 403),
+        },
+    )
+    def survival_plot(
+        self,
+        request: Request[Any, Principal, Any],
+        ledger: NamedDependency[OncoLedger],
+        filters: NamedDependency[dict[str, Any]],
+        by: Annotated[Grouping, QueryParameter(description="Group patients by this")],
+        rule: Rule = None,
+        as_of: AsOf = None,
+        landmark: Landmark = None,
+        format: Annotated[
+            Literal["svg", "pdf", "png"], QueryParameter(description="Image format")
+        ] = "svg",
+    ) -> Response[bytes]:
+        from projections.survival_plot import plot_bytes
+
+        analysis = ledger.cohort_survival(
+            by=by,
+            filters=filters,
+            rule=rule,
+            as_of=utc(as_of),
+            landmark_months=landmark,
+            with_cox=False,
+        )
+        log_read(ledger, request, "cohort-survival-plot")
+        return Response(plot_bytes(analysis, format), media_type=_MEDIA[format])

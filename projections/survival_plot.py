@@ -8,8 +8,10 @@ Type 42, both vector.
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
@@ -44,6 +46,19 @@ def _p_text(p: float | None) -> str:
 def write_plot(analysis: Analysis, path: str) -> str:
     """Draw the curves into `path` (its suffix picks the format); return the format."""
     fmt = check_plot_path(path)
+    with open(path, "wb") as out:
+        draw(analysis, out, fmt)
+    return fmt
+
+
+def plot_bytes(analysis: Analysis, fmt: str) -> bytes:
+    """The figure as `svg`, `pdf`, `eps` or `png` bytes."""
+    buffer = io.BytesIO()
+    draw(analysis, buffer, fmt)
+    return buffer.getvalue()
+
+
+def draw(analysis: Analysis, out: BinaryIO, fmt: str) -> None:
     report = analysis.report
     fitted = []
     for name, (months, dead) in analysis.curves.items():
@@ -98,6 +113,5 @@ def write_plot(analysis: Analysis, path: str) -> str:
         )
         fig.text(0.01, 0.005, "\n".join(textwrap.wrap(caption, 150)), fontsize=7, va="bottom")
         fig.tight_layout(rect=(0, 0.04, 1, 1))
-        fig.savefig(path, format=fmt, dpi=150)
+        fig.savefig(out, format=fmt, dpi=150)
         plt.close(fig)
-    return fmt

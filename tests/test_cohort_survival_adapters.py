@@ -237,3 +237,18 @@ def test_rest_empty_selection_and_roles(
     assert _get(client, "by=histology&cox=false", role="clinician").status_code == 200
     test_client, _ = client
     assert test_client.get("/api/v1/cohort/survival?by=histology").status_code == 401
+
+
+def test_rest_plot_is_an_image_of_the_same_analysis(
+    client: tuple[TestClient[Litestar], dict[str, str]],
+) -> None:
+    test_client, tokens = client
+    headers = {"Authorization": f"Bearer {tokens['reader']}"}
+    svg = test_client.get("/api/v1/cohort/survival/plot?by=ctc_cleared", headers=headers)
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    text = " ".join(ET.fromstring(svg.content).itertext())
+    assert "Overall survival by ctc_cleared" in text and "At risk" in text
+    png = test_client.get("/api/v1/cohort/survival/plot?by=histology&format=png", headers=headers)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    bad = test_client.get("/api/v1/cohort/survival/plot?by=histology&format=gif", headers=headers)
+    assert bad.status_code == 400 and "format" in bad.text
