@@ -1,14 +1,15 @@
-"""Overall survival of a cohort by group: Kaplan-Meier, log-rank, stage-adjusted Cox (lifelines).
+"""Overall survival of a cohort by group: Kaplan-Meier, log-rank, stage-adjusted Cox.
 
 What is computed, and how (also stated in every report's `definitions`):
 
-- Kaplan-Meier per group (lifelines `KaplanMeierFitter`), times in months = days / 30.4375.
+- Kaplan-Meier per group (`projections.km`: lifelines' estimator vectorised, checked against
+  it in the tests), times in months = days / 30.4375.
   Pointwise 95 % intervals by the exponential Greenwood formula (log(-log S), lifelines'
   default); the median is the first time S(t) ≤ 0.5, its interval the times the two bands
   cross 0.5; S at 12, 24 and 36 months read off the step function, null past the last follow-up.
 - Log-rank across all groups (k - 1 degrees of freedom) and for every pair, pairwise p-values
   adjusted by Holm's step-down method.
-- Cox proportional hazards of survival on the CTC group with the stage group at diagnosis as a
+- Cox proportional hazards (lifelines `CoxPHFitter`, Efron ties) of survival on the CTC group with the stage group at diagnosis as a
   covariate (patients whose stage at diagnosis is unknown left out), hazard ratios with 95 %
   intervals, the proportional-hazards test on scaled Schoenfeld residuals (rank time), and a
   likelihood-ratio test of what the CTC group adds to a model of stage alone.

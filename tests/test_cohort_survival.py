@@ -550,3 +550,24 @@ def test_synthetic_filter_on_both_databases(cohort: OncoLedger) -> None:
     both = cohort.cohort_survival(by="ctc_trend", with_cox=False).report
     assert (both.patients.analysed, both.patients.synthetic) == (22, 2)
     assert any("2 of 22 patients are synthetic" in w for w in both.warnings)
+
+
+def test_current_data_read_only_the_stored_rows(
+    cohort: OncoLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The current-data path reads the cohort index and the survival rows: no event, neither
+    from the event store nor from the views' copy of it."""
+    before = cohort.cohort_survival(by="ctc_trend").report
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the event store was read")
+
+    for name in ("load", "history", "stored_events", "scan", "select_notifications"):
+        target = cohort.ledger if hasattr(cohort.ledger, name) else cohort.ledger.recorder
+        monkeypatch.setattr(target, name, refuse)
+    monkeypatch.setattr(cohort.ledger.recorder, "select_notifications", refuse)
+    with cohort.views.db.transaction(write=True) as cur:
+        cur.execute("DELETE FROM ol_events")
+    assert cohort.cohort_survival(by="ctc_trend").report == before
+    # The recomputing paths do read the events (here: none left, so nobody is classified).
+    assert cohort.cohort_survival(by="ctc_trend", landmark_months=1).report.empty
