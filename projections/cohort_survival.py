@@ -9,10 +9,11 @@ What is computed, and how (also stated in every report's `definitions`):
   cross 0.5; S at 12, 24 and 36 months read off the step function, null past the last follow-up.
 - Log-rank across all groups (k - 1 degrees of freedom) and for every pair, pairwise p-values
   adjusted by Holm's step-down method.
-- Cox proportional hazards (lifelines `CoxPHFitter`, Efron ties) of survival on the CTC group with the stage group at diagnosis as a
-  covariate (patients whose stage at diagnosis is unknown left out), hazard ratios with 95 %
-  intervals, the proportional-hazards test on scaled Schoenfeld residuals (rank time), and a
-  likelihood-ratio test of what the CTC group adds to a model of stage alone.
+- Cox proportional hazards (lifelines `CoxPHFitter`, Efron ties) of survival on the CTC group
+  with the stage group at diagnosis as a covariate (patients whose stage at diagnosis is
+  unknown left out), hazard ratios with 95 % intervals, the proportional-hazards test on
+  scaled Schoenfeld residuals (rank time), and a likelihood-ratio test of what the CTC group
+  adds to a model of stage alone.
 """
 
 from __future__ import annotations
