@@ -5,12 +5,33 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from api.auth import SECURITY, requires
-from api.cohort_filters import cohort_filters
+from api.cohort_filters import (
+    BirthYearMax,
+    BirthYearMin,
+    ConcordanceIn,
+    CtcMax,
+    CtcMin,
+    CtcTrendIn,
+    EventsMax,
+    EventsMin,
+    HistologyIn,
+    OsMonthsMax,
+    OsMonthsMin,
+    PrimarySiteIn,
+    RecordedMax,
+    RecordedMin,
+    SexIn,
+    StageGroupIn,
+    StatusAliasIn,
+    StatusIn,
+    Synthetic,
+    filters_of,
+)
 from api.errors import error_responses
 from api.params import AsOf, Rule, utc
 from api.reads import log_read
@@ -50,15 +71,32 @@ class CohortController(Controller):
         "every patient's groups and take longer.",
         sync_to_thread=True,
         guards=[requires("read")],
-        dependencies={"filters": Provide(cohort_filters, sync_to_thread=False)},
         responses=error_responses(400, 401, 403),
     )
     def survival(
         self,
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
-        filters: NamedDependency[dict[str, Any]],
         by: Annotated[Grouping, QueryParameter(description="Group patients by this")],
+        sex: SexIn = None,
+        histology: HistologyIn = None,
+        primary_site: PrimarySiteIn = None,
+        stage_group: StageGroupIn = None,
+        ctc_trend: CtcTrendIn = None,
+        concordance: ConcordanceIn = None,
+        survival_status: StatusIn = None,
+        status: StatusAliasIn = None,
+        birth_year_min: BirthYearMin = None,
+        birth_year_max: BirthYearMax = None,
+        ctc_latest_per_7_5_ml_min: CtcMin = None,
+        ctc_latest_per_7_5_ml_max: CtcMax = None,
+        os_months_min: OsMonthsMin = None,
+        os_months_max: OsMonthsMax = None,
+        events_min: EventsMin = None,
+        events_max: EventsMax = None,
+        last_recorded_at_min: RecordedMin = None,
+        last_recorded_at_max: RecordedMax = None,
+        synthetic: Synthetic = None,
         rule: Rule = None,
         as_of: AsOf = None,
         landmark: Landmark = None,
@@ -66,6 +104,7 @@ class CohortController(Controller):
             bool, QueryParameter(description="Fit the stage-adjusted Cox model (slower)")
         ] = True,
     ) -> SurvivalReport:
+        filters = filters_of(locals())
         analysis = ledger.cohort_survival(
             by=by,
             filters=filters,
@@ -86,7 +125,6 @@ class CohortController(Controller):
         "SVG (default, text kept as text), PDF or PNG.",
         sync_to_thread=True,
         guards=[requires("read")],
-        dependencies={"filters": Provide(cohort_filters, sync_to_thread=False)},
         responses={
             200: ResponseSpec(None, description="The figure", media_type="image/svg+xml"),
             **error_responses(400, 401, 403),
@@ -96,8 +134,26 @@ class CohortController(Controller):
         self,
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
-        filters: NamedDependency[dict[str, Any]],
         by: Annotated[Grouping, QueryParameter(description="Group patients by this")],
+        sex: SexIn = None,
+        histology: HistologyIn = None,
+        primary_site: PrimarySiteIn = None,
+        stage_group: StageGroupIn = None,
+        ctc_trend: CtcTrendIn = None,
+        concordance: ConcordanceIn = None,
+        survival_status: StatusIn = None,
+        status: StatusAliasIn = None,
+        birth_year_min: BirthYearMin = None,
+        birth_year_max: BirthYearMax = None,
+        ctc_latest_per_7_5_ml_min: CtcMin = None,
+        ctc_latest_per_7_5_ml_max: CtcMax = None,
+        os_months_min: OsMonthsMin = None,
+        os_months_max: OsMonthsMax = None,
+        events_min: EventsMin = None,
+        events_max: EventsMax = None,
+        last_recorded_at_min: RecordedMin = None,
+        last_recorded_at_max: RecordedMax = None,
+        synthetic: Synthetic = None,
         rule: Rule = None,
         as_of: AsOf = None,
         landmark: Landmark = None,
@@ -107,6 +163,7 @@ class CohortController(Controller):
     ) -> Response[bytes]:
         from projections.survival_plot import plot_bytes
 
+        filters = filters_of(locals())
         analysis = ledger.cohort_survival(
             by=by,
             filters=filters,

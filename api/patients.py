@@ -6,12 +6,33 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
 from api.auth import SECURITY, requires
-from api.cohort_filters import cohort_filters
+from api.cohort_filters import (
+    BirthYearMax,
+    BirthYearMin,
+    ConcordanceIn,
+    CtcMax,
+    CtcMin,
+    CtcTrendIn,
+    EventsMax,
+    EventsMin,
+    HistologyIn,
+    OsMonthsMax,
+    OsMonthsMin,
+    PrimarySiteIn,
+    RecordedMax,
+    RecordedMin,
+    SexIn,
+    StageGroupIn,
+    StatusAliasIn,
+    StatusIn,
+    Synthetic,
+    filters_of,
+)
 from api.errors import error_responses
 from api.params import IfNoneMatch, PatientIdPath, etag, not_modified
 from api.reads import log_read, read_headers, unchanged
@@ -73,14 +94,31 @@ class PatientController(Controller):
         "`cursor` for the next page.",
         sync_to_thread=True,
         guards=[requires("read")],
-        dependencies={"filters": Provide(cohort_filters, sync_to_thread=False)},
         responses=error_responses(400, 401, 403),
     )
     def list_patients(
         self,
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
-        filters: NamedDependency[dict[str, Any]],
+        sex: SexIn = None,
+        histology: HistologyIn = None,
+        primary_site: PrimarySiteIn = None,
+        stage_group: StageGroupIn = None,
+        ctc_trend: CtcTrendIn = None,
+        concordance: ConcordanceIn = None,
+        survival_status: StatusIn = None,
+        status: StatusAliasIn = None,
+        birth_year_min: BirthYearMin = None,
+        birth_year_max: BirthYearMax = None,
+        ctc_latest_per_7_5_ml_min: CtcMin = None,
+        ctc_latest_per_7_5_ml_max: CtcMax = None,
+        os_months_min: OsMonthsMin = None,
+        os_months_max: OsMonthsMax = None,
+        events_min: EventsMin = None,
+        events_max: EventsMax = None,
+        last_recorded_at_min: RecordedMin = None,
+        last_recorded_at_max: RecordedMax = None,
+        synthetic: Synthetic = None,
         sort: Annotated[
             str,
             QueryParameter(
@@ -97,8 +135,9 @@ class PatientController(Controller):
             QueryParameter(description="Also count every matching row into `total` (slower)"),
         ] = False,
     ) -> PatientPage:
+        filters = locals()  # the parameters, before any other local is bound
         page = ledger.patients(
-            filters=filters,
+            filters=filters_of(filters),
             sort=sort,
             limit=limit,
             cursor=cursor,
