@@ -24,6 +24,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
 
 from api.audit import AuditController
+from api.cohort import CohortController
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
 from api.feed import FeedController
@@ -133,6 +134,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             AuditController,
             FhirController,
             FeedController,
+            CohortController,
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},
@@ -159,6 +161,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
                 Tag(name="events", description="Append, history and corrections"),
                 Tag(name="projections", description="Read models of one patient"),
                 Tag(name="integrity", description="Hash chains and the ledger digest"),
+                Tag(name="cohort", description="Analyses across patients: survival by group"),
                 Tag(name="service", description="Service health"),
                 Tag(name="interchange", description="FHIR R4 / mCODE export"),
             ],

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
@@ -12,32 +11,35 @@ from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
 from api.auth import SECURITY, requires
+from api.cohort_filters import (
+    BirthYearMax,
+    BirthYearMin,
+    ConcordanceIn,
+    CtcMax,
+    CtcMin,
+    CtcTrendIn,
+    EventsMax,
+    EventsMin,
+    HistologyIn,
+    OsMonthsMax,
+    OsMonthsMin,
+    PrimarySiteIn,
+    RecordedMax,
+    RecordedMin,
+    SexIn,
+    StageGroupIn,
+    StatusAliasIn,
+    StatusIn,
+    Synthetic,
+    filters_of,
+)
 from api.errors import error_responses
-from api.params import MAX_BIGINT, IfNoneMatch, PatientIdPath, etag, not_modified, utc
+from api.params import IfNoneMatch, PatientIdPath, etag, not_modified
 from api.reads import log_read, read_headers, unchanged
 from api.schemas import Patient, PatientCreate, Receipt, decode
-from domain import events as ev
 from projections.readmodels import PatientPage
 from projections.root import OncoLedger
 from projections.tokens import Principal
-
-CtcTrend = Literal["decreasing", "increasing", "stable", "fluctuating", "insufficient_data"]
-Concordance = Literal["concordant", "discordant", "undetermined"]
-SurvivalStatus = Literal["alive", "dead", "unknown"]
-# Bounds keep every value storable (BIGINT) and finite; the columns hold nothing beyond them.
-_YEARS: dict[str, float] = {"ge": 1850, "le": 2200}
-_COUNTS: dict[str, float] = {"ge": 0, "le": MAX_BIGINT}
-_AMOUNTS: dict[str, float] = {"ge": 0, "le": 1e12}
-
-
-def _any_of(what: str) -> QueryParameter:
-    return QueryParameter(description=f"Only patients whose {what} is one of these (repeatable)")
-
-
-def _bound(
-    what: str, bound: str, *, ge: float | None = None, le: float | None = None
-) -> QueryParameter:
-    return QueryParameter(ge=ge, le=le, description=f"Only patients whose {what} is {bound} this")
 
 
 class PatientController(Controller):
@@ -98,40 +100,25 @@ class PatientController(Controller):
         self,
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
-        sex: Annotated[list[ev.Sex] | None, _any_of("sex")] = None,
-        histology: Annotated[list[ev.Histology] | None, _any_of("histology")] = None,
-        primary_site: Annotated[list[str] | None, _any_of("primary site")] = None,
-        stage_group: Annotated[
-            list[str] | None, _any_of("current stage group (e.g. IVB, unknown)")
-        ] = None,
-        ctc_trend: Annotated[list[CtcTrend] | None, _any_of("CTC trend")] = None,
-        concordance: Annotated[list[Concordance] | None, _any_of("CTC/stage concordance")] = None,
-        survival_status: Annotated[list[SurvivalStatus] | None, _any_of("survival status")] = None,
-        status: Annotated[
-            list[SurvivalStatus] | None, _any_of("survival status (same as survival_status)")
-        ] = None,
-        birth_year_min: Annotated[int | None, _bound("birth year", "at least", **_YEARS)] = None,
-        birth_year_max: Annotated[int | None, _bound("birth year", "at most", **_YEARS)] = None,
-        ctc_latest_per_7_5_ml_min: Annotated[
-            float | None, _bound("latest CTC per 7.5 mL", "at least", **_AMOUNTS)
-        ] = None,
-        ctc_latest_per_7_5_ml_max: Annotated[
-            float | None, _bound("latest CTC per 7.5 mL", "at most", **_AMOUNTS)
-        ] = None,
-        os_months_min: Annotated[
-            float | None, _bound("overall survival in months", "at least", **_AMOUNTS)
-        ] = (None),
-        os_months_max: Annotated[
-            float | None, _bound("overall survival in months", "at most", **_AMOUNTS)
-        ] = (None),
-        events_min: Annotated[int | None, _bound("number of events", "at least", **_COUNTS)] = None,
-        events_max: Annotated[int | None, _bound("number of events", "at most", **_COUNTS)] = None,
-        last_recorded_at_min: Annotated[
-            datetime | None, _bound("last recording time", "at or after")
-        ] = None,
-        last_recorded_at_max: Annotated[
-            datetime | None, _bound("last recording time", "at or before")
-        ] = None,
+        sex: SexIn = None,
+        histology: HistologyIn = None,
+        primary_site: PrimarySiteIn = None,
+        stage_group: StageGroupIn = None,
+        ctc_trend: CtcTrendIn = None,
+        concordance: ConcordanceIn = None,
+        survival_status: StatusIn = None,
+        status: StatusAliasIn = None,
+        birth_year_min: BirthYearMin = None,
+        birth_year_max: BirthYearMax = None,
+        ctc_latest_per_7_5_ml_min: CtcMin = None,
+        ctc_latest_per_7_5_ml_max: CtcMax = None,
+        os_months_min: OsMonthsMin = None,
+        os_months_max: OsMonthsMax = None,
+        events_min: EventsMin = None,
+        events_max: EventsMax = None,
+        last_recorded_at_min: RecordedMin = None,
+        last_recorded_at_max: RecordedMax = None,
+        synthetic: Synthetic = None,
         sort: Annotated[
             str,
             QueryParameter(
@@ -148,27 +135,9 @@ class PatientController(Controller):
             QueryParameter(description="Also count every matching row into `total` (slower)"),
         ] = False,
     ) -> PatientPage:
-        filters: dict[str, Any] = {
-            "sex": sex,
-            "histology": histology,
-            "primary_site": primary_site,
-            "stage_group": stage_group,
-            "ctc_trend": ctc_trend,
-            "concordance": concordance,
-            "survival_status": (survival_status or []) + (status or []) or None,
-            "birth_year_min": birth_year_min,
-            "birth_year_max": birth_year_max,
-            "ctc_latest_per_7_5_ml_min": ctc_latest_per_7_5_ml_min,
-            "ctc_latest_per_7_5_ml_max": ctc_latest_per_7_5_ml_max,
-            "os_months_min": os_months_min,
-            "os_months_max": os_months_max,
-            "events_min": events_min,
-            "events_max": events_max,
-            "last_recorded_at_min": utc(last_recorded_at_min),
-            "last_recorded_at_max": utc(last_recorded_at_max),
-        }
+        filters = locals()  # the parameters, before any other local is bound
         page = ledger.patients(
-            filters={k: v for k, v in filters.items() if v is not None},
+            filters=filters_of(filters),
             sort=sort,
             limit=limit,
             cursor=cursor,

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cli import render
+from cli.filters import filter_query
 from cli.params import json_option
 from cli.session import Session, pass_session
 from projections.cbioportal import DEFAULT_CANCER_TYPE, DEFAULT_STUDY_ID, export_study
@@ -56,11 +57,7 @@ def export_command(cohort_filters: Callable[[Any], Any]) -> click.Command:
         status and staging, specimens), days counted from diagnosis. The filters are those of
         `patient list`. Every exported patient's read is recorded in the access log.
         """
-        query = {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in filters.items()
-            if value not in (None, ())
-        }
+        query = filter_query(filters)
         ledger = session.open()
         report = export_study(
             ledger,

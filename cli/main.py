@@ -19,10 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from cli import render
 from cli.audit import access_log, audit, digest, export, verify
 from cli.cbioportal import cbioportal, export_command
+from cli.cohort import cohort, record_cohort
 from cli.errors import EXIT_CODES_HELP, ImportFailed, LedgerError
 from cli.fhir import fhir
+from cli.filters import cohort_filters, filter_query
 from cli.follow import follow
-from cli.params import TIMESTAMP, as_of_options, json_option
+from cli.params import as_of_options, json_option
 from cli.record import EVENT_TYPE, body_options, build_body, given_fields, types_help
 from cli.serve import serve, token
 from cli.session import SOURCE, LedgerGroup, Session, default_actor, pass_session
@@ -98,12 +100,21 @@ def init(session: Session) -> None:
 
 @cli.command()
 @click.option("--quiet", is_flag=True, help="Record only; print nothing.")
+@click.option(
+    "--cohort",
+    "cohort_size",
+    type=click.IntRange(min=0, max=100_000),
+    default=0,
+    help="Also record N synthetic patients SYN-00001... (seeded; for `cohort survival`).",
+)
+@click.option("--seed", type=int, help="Seed of the synthetic cohort [default: 2016].")
 @json_option
 @pass_session
-def demo(session: Session, quiet: bool, as_json: bool) -> None:
+def demo(session: Session, quiet: bool, cohort_size: int, seed: int | None, as_json: bool) -> None:
     """Record the demo patients (again: a no-op) and show the case report's patient."""
     ledger = session.open()
     recorded = ledger.record_demo(actor=session.actor, source=SOURCE)
+    synthetic = record_cohort(ledger, cohort_size, seed, actor=session.actor, quiet=quiet)
     if quiet:
         return
     pid = CASE_REPORT_PATIENT
@@ -115,6 +126,7 @@ def demo(session: Session, quiet: bool, as_json: bool) -> None:
         render.emit_json(
             {
                 "recorded": [{"patient_id": p, "new_events": n} for p, n in recorded],
+                **({"synthetic_cohort": synthetic} if synthetic else {}),
                 "patient_id": pid,
                 "history": history,
                 **views,
@@ -123,6 +135,11 @@ def demo(session: Session, quiet: bool, as_json: bool) -> None:
         return
     for patient_id, created in recorded:
         click.echo(f"{patient_id}: {created} new events recorded")
+    if synthetic:
+        click.echo(
+            f"synthetic cohort {synthetic['first']}..{synthetic['last']} (seed "
+            f"{synthetic['seed']}): {synthetic['new_events']} new events recorded"
+        )
     render.show(render.history_table(pid, history))
     for name, view in views.items():
         click.echo()
@@ -194,47 +211,8 @@ def patient_show(session: Session, patient_id: str, as_json: bool) -> None:
     render.show(*render.patient_lines(row, version))
 
 
-_EQUALITY_FILTERS = (
-    ("--sex", "sex"),
-    ("--histology", "histology"),
-    ("--primary-site", "primary_site"),
-    ("--stage-group", "stage_group"),
-    ("--ctc-trend", "ctc_trend"),
-    ("--concordance", "concordance"),
-    ("--status", "survival_status"),
-)
-_RANGE_FILTERS: tuple[tuple[str, str, Any], ...] = (
-    ("--birth-year", "birth_year", int),
-    ("--os-months", "os_months", float),
-    ("--events", "events", int),
-    ("--ctc", "ctc_latest_per_7_5_ml", float),
-)
-
-
-def _cohort_filters(command: Any) -> Any:
-    for flag, key, kind in reversed(_RANGE_FILTERS):
-        for bound in ("max", "min"):
-            command = click.option(
-                f"{key}_{bound}",
-                f"{flag}-{bound}",
-                type=kind,
-                help=f"{key} {'at least' if bound == 'min' else 'at most'} this.",
-            )(command)
-    for flag, key in reversed(_EQUALITY_FILTERS):
-        command = click.option(
-            key, flag, multiple=True, help=f"{key} equals (repeat for any of several)."
-        )(command)
-    return command
-
-
 @patient.command("list")
-@_cohort_filters
-@click.option(
-    "last_recorded_at_min", "--recorded-after", type=TIMESTAMP, help="Last recorded at or after."
-)
-@click.option(
-    "last_recorded_at_max", "--recorded-before", type=TIMESTAMP, help="Last recorded at or before."
-)
+@cohort_filters
 @click.option("--sort", default="patient_id", show_default=True, help="Column; -column: desc.")
 @click.option("--limit", type=int, default=50, show_default=True, help="Rows per page.")
 @click.option("--cursor", help="The next_cursor of the previous page.")
@@ -252,13 +230,8 @@ def patient_list(
     **filters: Any,
 ) -> None:
     """The cohort index: filter, sort and page through patients."""
-    query = {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in filters.items()
-        if value not in (None, ())
-    }
     page = session.open().patients(
-        filters=query, sort=sort, limit=limit, cursor=cursor, count=count
+        filters=filter_query(filters), sort=sort, limit=limit, cursor=cursor, count=count
     )
     session.log_read("patients")
     if as_json:
@@ -658,11 +631,11 @@ def projections_status(session: Session, as_json: bool) -> None:
     )
 
 
-for _command in (verify, digest, export, audit, access_log, serve, token, fhir):
+for _command in (verify, digest, export, audit, access_log, serve, token, fhir, cohort):
     cli.add_command(_command)
 cli.add_command(follow)
 cli.add_command(cbioportal)
-cbioportal.add_command(export_command(_cohort_filters))
+cbioportal.add_command(export_command(cohort_filters))
 
 
 if __name__ == "__main__":

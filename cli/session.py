@@ -36,6 +36,7 @@ READ_ONLY = frozenset(
         "access-log",
         "follow",
         "cbioportal export",
+        "cohort survival",
     }
 )
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
@@ -33,6 +33,9 @@ from projections.tokens import TokenStore
 from projections.views import Views
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from projections.cohort_survival import Analysis
 
 Body = dict[str, Any] | ev.AnyEvent
 
@@ -303,6 +306,29 @@ class OncoLedger:
         self.catch_up_views()
         return recorded
 
+    def record_demo_cohort(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        actor: str,
+        source: str = "cli",
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Record `n` synthetic SYN- patients (seeded; again: a no-op); return the new events."""
+        from domain.demo.cohort import DEFAULT_SEED, record_cohort
+
+        created = record_cohort(
+            self.ledger,
+            n,
+            seed=DEFAULT_SEED if seed is None else seed,
+            actor=actor,
+            source=source,
+            progress=progress,
+        )
+        self.catch_up_views()
+        return created
+
     def version(self, patient_id: str) -> int:
         return self.ledger.version(patient_id)
 
@@ -393,6 +419,15 @@ class OncoLedger:
                 "be incomplete, so it is not answered; try again later",
                 rule="views_behind",
             )
+
+    # -- cohort survival -----------------------------------------------------------------------
+
+    def cohort_survival(self, *, by: str, **query: Any) -> Analysis:
+        """Survival by group over the cohort index's filters (`projections.cohort_survival`;
+        imported here: lifelines takes most of a second to load, which no other command pays)."""
+        from projections.cohort_survival import survival_by_group
+
+        return survival_by_group(self.views, by=by, **query)
 
     # -- integrity -----------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ import msgspec
 from domain import events as ev
 from domain.errors import NotFound, ValidationFailed
 from domain.ledger import Ledger, StoreConfig
-from projections import readmodels
+from domain.synthetic import SYNTHETIC_ID_PREFIXES
+from projections import readmodels, survival_subjects
 from projections.access_log import iso_utc
 from projections.db import Cursor, PostgresDb, SqliteDb, open_db
 
@@ -74,8 +75,9 @@ SCHEMA = (
             "last_recorded_at",
         )
     ),
+    *survival_subjects.SCHEMA,
 )
-DROP = ("ol_patients", "ol_docs", "ol_events", "ol_tracking")
+DROP = ("ol_patients", "ol_docs", "ol_events", "ol_tracking", survival_subjects.TABLE)
 
 PATIENT_COLUMNS = tuple(readmodels.PatientRow.__struct_fields__)
 _EQUALITY_FILTERS = (
@@ -124,10 +126,13 @@ class Views:
                 "ON CONFLICT (name) DO NOTHING",
                 (TRACKING_NAME,),
             )
-        if self.position() > self.head():
+        with self.db.transaction() as cur:
+            stale = survival_subjects.missing_rows(cur)
+        if stale or self.position() > self.head():
             # The views are ahead of the store: they were built from another ledger (a replaced
-            # or restored file). Derived data is never trusted over the events: build it again.
-            log.warning("views are ahead of the event store; rebuilding them")
+            # or restored file); or a read model was added since they were built. Derived data
+            # is never trusted over the events: build it again.
+            log.warning("views are ahead of the event store or incomplete; rebuilding them")
             self.drop()
             self.create()
 
@@ -249,6 +254,7 @@ class Views:
             f"ON CONFLICT (patient_id) DO UPDATE SET {updates}",
             values,
         )
+        survival_subjects.write(cur, patient_id, views)
 
     def rebuild(self, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Drop every view and build it again from the first event."""
@@ -347,6 +353,9 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
     for key, value in filters.items():
         if value is None:
             continue
+        if key == "synthetic":
+            clauses.append(_synthetic_clause(bool(value), params))
+            continue
         if key in _EQUALITY_FILTERS:
             values = value if isinstance(value, list | tuple) else [value]
             if any("\x00" in str(v) for v in values):
@@ -362,12 +371,22 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
             params.append(_iso(value) if isinstance(value, datetime) else value)
             continue
         raise ValidationFailed(
-            f"unknown filter {key!r}: use one of {', '.join(_EQUALITY_FILTERS)} or "
+            f"unknown filter {key!r}: use synthetic, one of {', '.join(_EQUALITY_FILTERS)} or "
             f"{', '.join(c + '_min/_max' for c in _RANGE_FILTERS)}",
             field=key,
             rule="filter",
         )
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _synthetic_clause(synthetic: bool, params: list[Any]) -> str:
+    """Synthetic patients by their reserved id prefixes (`domain.synthetic`)."""
+    tests = []
+    for prefix in SYNTHETIC_ID_PREFIXES:
+        tests.append("substr(patient_id, 1, ?) = ?")
+        params.extend([len(prefix), prefix])
+    either = " OR ".join(tests)
+    return f"({either})" if synthetic else f"NOT ({either})"
 
 
 def _encode_cursor(offset: int) -> str:
