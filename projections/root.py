@@ -24,6 +24,9 @@ from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
 from projections import readmodels
 from projections.access_log import AccessLog, AccessLogReport, AccessPage
 from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audit
+from projections.chart import Format as ChartFormat
+from projections.chart import render as render_chart
+from projections.figure import FigureData, figure_data
 from projections.tokens import TokenStore
 from projections.views import Views
 
@@ -302,6 +305,27 @@ class OncoLedger:
             return None
         self.views.catch_up()
         return self.views.doc(patient_id, view)
+
+    def figure(
+        self, patient_id: str, *, as_of: datetime | None = None, rule: str | None = None
+    ) -> FigureData:
+        """The content of the CTC and stage figure (case report Figure 4) of one patient."""
+        views = {
+            name: self.read(patient_id, name, as_of=as_of, rule=rule if name == "ctc" else None)
+            for name in ("timeline", "stage", "ctc", "survival")
+        }
+        return figure_data(**views)  # type: ignore[arg-type]
+
+    def chart(
+        self,
+        patient_id: str,
+        fmt: ChartFormat = "svg",
+        *,
+        as_of: datetime | None = None,
+        rule: str | None = None,
+    ) -> bytes:
+        """That figure drawn as SVG, PNG or PDF."""
+        return render_chart(self.figure(patient_id, as_of=as_of, rule=rule), fmt)
 
     def replay(self, patient_id: str) -> list[readmodels.ReplayStep]:
         return readmodels.replay(patient_id, self.history(patient_id))
