@@ -24,6 +24,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
 
 from api.audit import AuditController
+from api.charts import ChartController
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
 from api.integrity import IntegrityController
@@ -121,6 +122,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             PatientController,
             EventController,
             ViewController,
+            ChartController,
             IntegrityController,
             AuditController,
         ],

@@ -58,6 +58,9 @@ def patient_read(
     resource: str,
     if_none_match: str | None,
     produce: Callable[[], Any],
+    *,
+    media_type: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> Response[Any]:
     """Answer a read of one patient with its ETag, or 304 if the client's copy is current.
 
@@ -65,10 +68,10 @@ def patient_read(
     a client never holds an ETag that claims a newer state than what it was sent.
     """
     version = ledger.version(patient_id)
-    headers = {"ETag": etag(version), "Cache-Control": _NO_SHARED_CACHE}
+    headers = {**(headers or {}), "ETag": etag(version), "Cache-Control": _NO_SHARED_CACHE}
     if not_modified(if_none_match, version):
         log_read(ledger, request, resource, patient_id)
         return unchanged(headers)
     content = produce()
     log_read(ledger, request, resource, patient_id)
-    return Response(content, headers=headers, media_type="application/json")
+    return Response(content, headers=headers, media_type=media_type)

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli import render
 from cli.audit import access_log, audit, digest, export, verify
+from cli.chart import chart
 from cli.errors import EXIT_CODES_HELP, ImportFailed
 from cli.params import TIMESTAMP, as_of_options, json_option
 from cli.record import EVENT_TYPE, body_options, build_body, given_fields, types_help
@@ -629,7 +630,7 @@ def projections_status(session: Session, as_json: bool) -> None:
     )
 
 
-for _command in (verify, digest, export, audit, access_log, serve, token):
+for _command in (verify, digest, export, audit, access_log, serve, token, chart):
     cli.add_command(_command)
 
 

@@ -32,6 +32,7 @@ READ_ONLY = frozenset(
         "export",
         "audit",
         "access-log",
+        "chart",
     }
 )
 

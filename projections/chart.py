@@ -131,8 +131,6 @@ def _draw(data: FigureData) -> Figure:
         x=0.02,
         ha="left",
     )
-    if data.empty:
-        ctc_ax.text(0.5, 0.5, "Nothing recorded to draw", ha="center", va="center")
     _ctc_panel(ctc_ax, data)
     _stage_panel(stage_ax, data)
     _lane_panel(lane_ax, data, lanes)
@@ -144,7 +142,7 @@ def _draw(data: FigureData) -> Figure:
     if end is not None:
         for ax in (ctc_ax, stage_ax, lane_ax):
             ax.axvline(_x(end.day), color=GREY, linewidth=0.5, linestyle=":", zorder=0)
-    bottom.text(0.02, 0.9, caption, ha="left", va="top", fontsize=6.5)
+    bottom.text(0.02, 0.9, caption, ha="left", va="top", fontsize=6.5, gid="caption")
     return figure
 
 
@@ -235,7 +233,7 @@ def _draws(
             zorder=3,
         )
     dated = len(data.draws) <= 6
-    for point, (dx, dy, ha, va) in zip(data.draws, places, strict=True):
+    for n, (point, (dx, dy, ha, va)) in enumerate(zip(data.draws, places, strict=True), 1):
         label = point.raw_label
         if dated:
             label += "\n" + _date_text(point.occurred, point.approximate)
@@ -252,6 +250,7 @@ def _draws(
             linespacing=1.1,
             bbox=_BEHIND,
             zorder=4,
+            gid=f"ctc-draw-{n}",
         )
 
 
@@ -285,7 +284,7 @@ def _stage_panel(ax: Axes, data: FigureData) -> None:
     xs = [_x(s.day) for s in data.stages] + [_x(max(end, data.stages[-1].day))]
     ys = [index[s.stage_group] for s in data.stages]
     ax.step(xs, [*ys, ys[-1]], where="post", color=GREEN, linewidth=1.4, zorder=2)
-    for point in data.stages:
+    for n, point in enumerate(data.stages, 1):
         y = index[point.stage_group]
         unknown = point.stage_group == UNKNOWN
         ax.plot(
@@ -308,6 +307,7 @@ def _stage_panel(ax: Axes, data: FigureData) -> None:
             va="top" if below else "bottom",
             rotation=90,
             fontsize=5.5,
+            gid=f"stage-{n}",
         )
 
 
@@ -326,8 +326,9 @@ def _lane_panel(ax: Axes, data: FigureData, lanes: Sequence[Lane]) -> None:
     ax.set_yticklabels([LANE_TITLES[lane] for lane in lanes])
     ax.tick_params(axis="y", length=0)
     row = {lane: i for i, lane in enumerate(lanes)}
-    for mark in data.marks:
+    for n, mark in enumerate(data.marks, 1):
         y = row[mark.lane]
+        gid = f"{mark.type}-{n}"
         if mark.lane == "outcome":
             _outcome_mark(ax, mark, y)
             continue
@@ -339,6 +340,7 @@ def _lane_panel(ax: Axes, data: FigureData, lanes: Sequence[Lane]) -> None:
                 color=colour,
                 linewidth=3.2,
                 solid_capstyle="butt",
+                gid=gid,
             )
         else:
             ax.plot(
@@ -350,6 +352,7 @@ def _lane_panel(ax: Axes, data: FigureData, lanes: Sequence[Lane]) -> None:
                 markerfacecolor="white" if mark.approximate and marker not in "x|" else colour,
                 markeredgewidth=0.9,
                 linestyle="none",
+                gid=gid,
             )
         if mark.lane in ("imaging", "declined") or not mark.label:
             continue
@@ -363,6 +366,7 @@ def _lane_panel(ax: Axes, data: FigureData, lanes: Sequence[Lane]) -> None:
                 ha="left",
                 va="bottom",
                 fontsize=5.5,
+                gid=f"{gid}-label",
             )
         else:
             ax.annotate(
@@ -373,6 +377,7 @@ def _lane_panel(ax: Axes, data: FigureData, lanes: Sequence[Lane]) -> None:
                 ha="left",
                 va="center",
                 fontsize=5.5,
+                gid=f"{gid}-label",
             )
 
 
@@ -386,6 +391,7 @@ def _outcome_mark(ax: Axes, mark: Mark, y: int) -> None:
         color=BLACK,
         markerfacecolor=BLACK if dead else "white",
         linestyle="none",
+        gid="outcome",
     )
     ax.annotate(
         f"{mark.label} {_date_text(mark.occurred, mark.approximate)}",
@@ -395,14 +401,16 @@ def _outcome_mark(ax: Axes, mark: Mark, y: int) -> None:
         ha="right",
         va="center",
         fontsize=5.5,
+        gid="outcome-label",
     )
 
 
 def _time_axis(ax: Axes, data: FigureData) -> None:
     first, last = data.first_day, data.last_day
-    if first is None or last is None:
-        today = date(2000, 1, 1)
-        first, last = today, today + timedelta(days=365)
+    if first is None or last is None:  # nothing dated: an axis without dates
+        ax.set_xticks([])
+        ax.set_xlabel("Clinical date")
+        return
     span = max((last - first).days, 30)
     pad = timedelta(days=max(round(span * 0.05), 10))
     ax.set_xlim(_x(first - pad), _x(last + pad))
