@@ -114,7 +114,8 @@ def render(data: FigureData, fmt: Format = "svg") -> bytes:
 
 def _draw(data: FigureData) -> Figure:
     lanes = data.lanes
-    heights = [1.6, 1.05, 0.2 + 0.22 * max(1, len(lanes))]
+    # The stage axis grows with STAGE_ORDER (0.1 in a group) so that each label stays legible.
+    heights = [1.6, max(1.05, 0.1 * len(data.stage_levels)), 0.2 + 0.22 * max(1, len(lanes))]
     caption = _wrap(_caption(data))
     caption_in = 0.1 + 0.115 * (caption.count("\n") + 1)
     height = sum(heights) + caption_in + 0.45
@@ -313,7 +314,7 @@ def _stage_panel(ax: Axes, data: FigureData) -> None:
 
 def _labelled_levels(levels: list[str], present: set[str]) -> set[str]:
     """Every level when they fit; else the ends, the main groups and those in the data."""
-    if len(levels) <= 12:
+    if len(levels) <= 16:
         return set(levels)
     main = {g for g in levels if g.rstrip("ABC") == g}
     return {levels[0], levels[-1], *main, *present}
