@@ -22,15 +22,19 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
 
 from api.audit import AuditController
 from api.charts import ChartController
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
+from api.html import STATIC
 from api.integrity import IntegrityController
+from api.pages import PageController
 from api.patients import PatientController
 from api.schemas import Health
 from api.views import ViewController
+from api.web_auth import SignInController
 from domain.errors import ValidationFailed
 from domain.ledger import StoreConfig
 from projections.root import OncoLedger
@@ -69,8 +73,8 @@ def home() -> Redirect:
 
 async def require_json_body(request: Request[Any, Any, Any]) -> None:
     """Bodies are JSON: refuse another media type (415), an empty body or malformed JSON (400)."""
-    if request.method not in _BODY_METHODS:
-        return
+    if request.method not in _BODY_METHODS or not request.url.path.startswith("/api/"):
+        return  # the browser pages post forms
     media_type = request.content_type[0]
     if media_type and not (media_type == "application/json" or media_type.endswith("+json")):
         raise ClientException(
@@ -125,6 +129,11 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             ChartController,
             IntegrityController,
             AuditController,
+            SignInController,
+            PageController,
+            create_static_files_router(
+                path="/static", directories=[STATIC], include_in_schema=False
+            ),
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},

@@ -29,6 +29,7 @@ from projections.chart import render as render_chart
 from projections.figure import FigureData, figure_data
 from projections.tokens import TokenStore
 from projections.views import Views
+from projections.web_sessions import WebSessionStore
 
 Body = dict[str, Any] | ev.AnyEvent
 
@@ -60,8 +61,10 @@ class OncoLedger:
         self.ledger.locate_event = self.views.locate_event
         self.access_log = AccessLog.open(self.config)
         self.tokens = TokenStore.open(self.config)
+        self.web_sessions = WebSessionStore.open(self.config, self.tokens)
 
     def close(self) -> None:
+        self.web_sessions.close()
         self.tokens.close()
         self.access_log.close()
         self.views.close()

@@ -1,0 +1,200 @@
+"""Sign-in for the browser pages: `GET/POST /login`, `POST /logout`, and the page guard.
+
+The token is typed once; the browser then holds only an HttpOnly, SameSite=Strict cookie naming
+a server-side session tied to that token (`projections.web_sessions`). `/api/v1` stays
+bearer-only: the cookie is never accepted there.
+
+Forged cross-site POSTs are refused three ways: the cookie is SameSite=Strict (not sent with a
+cross-site request); `POST /logout` needs the session's form token; `POST /login` needs the
+one-time value its form was served with (a double-submit cookie, so no one can sign a
+victim's browser into their own session), and any `Origin` header must be this server's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect
+
+from api.html import PAGE_EXCEPTION_HANDLERS, SESSION_COOKIE, SignInRequired, page, safe_next
+from api.reads import client_address
+from domain.errors import Forbidden
+from projections.root import OncoLedger
+from projections.tokens import authorize
+from projections.web_sessions import LIFETIME, WebSession
+
+LOGIN_COOKIE = "oncoledger_login"
+
+
+@dataclass
+class LoginForm:
+    token: str = ""
+    csrf: str = ""
+    next: str = ""
+
+
+@dataclass
+class LogoutForm:
+    csrf: str = ""
+
+
+def _secure(request: Request[Any, Any, Any]) -> bool:
+    return request.url.scheme == "https"
+
+
+def _cookie(request: Request[Any, Any, Any], key: str, value: str, max_age: int) -> Cookie:
+    return Cookie(
+        key=key,
+        value=value,
+        path="/",
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+
+
+def _same_origin(request: Request[Any, Any, Any]) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return origin.rstrip("/") == f"{request.url.scheme}://{request.url.netloc}"
+
+
+def signed_in(request: Request[Any, Any, Any], ledger: OncoLedger) -> WebSession:
+    """The page's reader, or `SignInRequired` (no cookie, unknown, expired, revoked token)."""
+    session = ledger.web_sessions.resolve(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        back_to = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(back_to)
+    request.scope["web_session"] = session  # type: ignore[typeddict-unknown-key]
+    authorize(session.principal, "read", action="read clinical data")
+    return session
+
+
+def log_page(
+    ledger: OncoLedger,
+    request: Request[Any, Any, Any],
+    session: WebSession,
+    resource: str,
+    patient_id: str | None = None,
+) -> None:
+    """Every page view is an access-log entry, like any other clinical read."""
+    ledger.log_access(
+        session.principal.name,
+        channel="web",
+        resource=resource,
+        patient_id=patient_id,
+        address=client_address(request),
+    )
+
+
+def _login_page(
+    request: Request[Any, Any, Any], back_to: str, *, error: str | None = None, status: int = 200
+) -> Response[str]:
+    nonce = secrets.token_urlsafe(24)
+    return page(
+        "login.html",
+        status=status,
+        title="Sign in",
+        session=None,
+        csrf=nonce,
+        next=safe_next(back_to),
+        error=error,
+        cookies=[_cookie(request, LOGIN_COOKIE, nonce, 3600)],
+    )
+
+
+class SignInController(Controller):
+    path = "/"
+    include_in_schema = False
+    exception_handlers = PAGE_EXCEPTION_HANDLERS
+
+    @get(path="/login", sync_to_thread=True)
+    def login_form(
+        self,
+        request: Request[Any, Any, Any],
+        ledger: NamedDependency[OncoLedger],
+        next: str | None = None,
+    ) -> Response[Any]:
+        if ledger.web_sessions.resolve(request.cookies.get(SESSION_COOKIE)) is not None:
+            return Redirect(path=safe_next(next), status_code=303)
+        return _login_page(request, next or "/patients")
+
+    @post(path="/login", sync_to_thread=True, status_code=303)
+    def login(
+        self,
+        request: Request[Any, Any, Any],
+        ledger: NamedDependency[OncoLedger],
+        data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        expected = request.cookies.get(LOGIN_COOKIE, "")
+        if not (
+            _same_origin(request)
+            and expected
+            and hmac.compare_digest(expected.encode(), data.csrf.encode())
+        ):
+            return _login_page(
+                request,
+                data.next,
+                error="This sign-in form has expired or did not come from this server; "
+                "please sign in again.",
+                status=403,
+            )
+        if not data.token.strip():
+            return _login_page(
+                request, data.next, error="Paste your API token to sign in.", status=400
+            )
+        opened = ledger.web_sessions.sign_in(data.token.strip())
+        if opened is None:
+            return _login_page(
+                request,
+                data.next,
+                error="Unknown or revoked token. Ask an admin for one "
+                "(oncoledger token create NAME --role reader).",
+                status=401,
+            )
+        secret, session = opened
+        try:
+            authorize(session.principal, "read", action="read clinical data")
+        except Forbidden as exc:
+            ledger.web_sessions.sign_out(secret)
+            return _login_page(request, data.next, error=exc.message, status=403)
+        response: Response[Any] = Redirect(path=safe_next(data.next), status_code=303)
+        response.set_cookie(_cookie(request, SESSION_COOKIE, secret, int(LIFETIME.total_seconds())))
+        response.delete_cookie(LOGIN_COOKIE, path="/")
+        return response
+
+    @post(path="/logout", sync_to_thread=True, status_code=303)
+    def logout(
+        self,
+        request: Request[Any, Any, Any],
+        ledger: NamedDependency[OncoLedger],
+        data: Annotated[LogoutForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        secret = request.cookies.get(SESSION_COOKIE)
+        session = ledger.web_sessions.resolve(secret)
+        if session is not None and not (
+            _same_origin(request)
+            and hmac.compare_digest(session.form_token.encode(), data.csrf.encode())
+        ):
+            return page(
+                "error.html",
+                status=403,
+                title="Not allowed",
+                status_code=403,
+                detail="This sign-out form did not come from this server; nothing was done.",
+                session=session,
+            )
+        ledger.web_sessions.sign_out(secret)
+        response: Response[Any] = Redirect(path="/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
