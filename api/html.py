@@ -72,7 +72,9 @@ class SignInRequired(Exception):
 
 
 SESSION_COOKIE = "oncoledger_session"
-_LOCAL_PAGE = re.compile(r"^/patients(/[A-Za-z0-9._-]{1,64})?/?(\?[^\s]*)?$")
+_LOCAL_PAGE = re.compile(
+    r"^/patients(/[A-Za-z0-9._-]{1,64}(/chart\.(svg|png|pdf))?)?/?(\?[^\s#]*)?$"
+)
 
 
 def safe_next(back_to: str | None) -> str:

@@ -21,7 +21,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
 from api.html import PAGE_EXCEPTION_HANDLERS, SESSION_COOKIE, SignInRequired, page, safe_next
@@ -123,7 +123,9 @@ class SignInController(Controller):
         self,
         request: Request[Any, Any, Any],
         ledger: NamedDependency[OncoLedger],
-        next: str | None = None,
+        next: Annotated[
+            str | None, QueryParameter(description="The page to return to after signing in")
+        ] = None,
     ) -> Response[Any]:
         if ledger.web_sessions.resolve(request.cookies.get(SESSION_COOKIE)) is not None:
             return Redirect(path=safe_next(next), status_code=303)
