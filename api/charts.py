@@ -54,7 +54,10 @@ def chart_response(
 def _responses(fmt: Format) -> dict[int, ResponseSpec]:
     return {
         200: ResponseSpec(
-            None, description=f"The figure as {fmt.upper()}", media_type=MEDIA_TYPES[fmt]
+            bytes,
+            description=f"The figure as {fmt.upper()}",
+            media_type=MEDIA_TYPES[fmt],
+            generate_examples=False,
         ),
         304: ResponseSpec(None, description="Unchanged since the ETag sent in If-None-Match"),
         **error_responses(400, 401, 403, 404),
