@@ -25,7 +25,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from api.audit import AuditController
-from api.charts import ChartController
+from api.charts import CHART_ROUTES
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
 from api.html import STATIC
@@ -126,7 +126,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             PatientController,
             EventController,
             ViewController,
-            ChartController,
+            *CHART_ROUTES,
             IntegrityController,
             AuditController,
             SignInController,

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 
 from api.auth import SECURITY, requires
 from api.errors import error_responses
 from api.params import AsOf, IfNoneMatch, PatientIdPath, Rule, utc
 from api.reads import patient_read, read_headers
-from projections.chart import MEDIA_TYPES, Format
+from projections.chart import FORMATS, MEDIA_TYPES, Format
 from projections.root import OncoLedger
 from projections.tokens import Principal
 
@@ -64,23 +65,27 @@ def _responses(fmt: Format) -> dict[int, ResponseSpec]:
     }
 
 
-class ChartController(Controller):
-    path = "/api/v1/patients/{patient_id:str}"
-    tags = ("projections",)
-    security = SECURITY
-    guards = [requires("read")]
-    response_headers = read_headers()
+def _chart_route(fmt: Format) -> HTTPRouteHandler:
+    summary = {
+        "svg": "The CTC and stage figure as SVG (text kept as text)",
+        "png": "The CTC and stage figure as PNG (300 dpi)",
+        "pdf": "The CTC and stage figure as PDF (fonts embedded)",
+    }[fmt]
 
     @get(
-        path="/chart.svg",
-        operation_id="getChartSvg",
-        summary="The CTC and stage figure as SVG (text kept as text)",
+        path=f"/api/v1/patients/{{patient_id:str}}/chart.{fmt}",
+        name=f"chart-{fmt}",
+        operation_id=f"getChart{fmt.title()}",
+        summary=summary,
         description=_DESCRIPTION,
+        tags=["projections"],
+        security=SECURITY,
+        guards=[requires("read")],
+        response_headers=read_headers(),
         sync_to_thread=True,
-        responses=_responses("svg"),
+        responses=_responses(fmt),
     )
-    def svg(
-        self,
+    def chart(
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
@@ -89,47 +94,10 @@ class ChartController(Controller):
         if_none_match: IfNoneMatch = None,
     ) -> Response[bytes]:
         return chart_response(
-            ledger, request, patient_id, "svg", if_none_match, as_of=as_of, rule=rule
+            ledger, request, patient_id, fmt, if_none_match, as_of=as_of, rule=rule
         )
 
-    @get(
-        path="/chart.png",
-        operation_id="getChartPng",
-        summary="The CTC and stage figure as PNG (300 dpi)",
-        description=_DESCRIPTION,
-        sync_to_thread=True,
-        responses=_responses("png"),
-    )
-    def png(
-        self,
-        request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        patient_id: PatientIdPath,
-        as_of: AsOf = None,
-        rule: Rule = None,
-        if_none_match: IfNoneMatch = None,
-    ) -> Response[bytes]:
-        return chart_response(
-            ledger, request, patient_id, "png", if_none_match, as_of=as_of, rule=rule
-        )
+    return chart
 
-    @get(
-        path="/chart.pdf",
-        operation_id="getChartPdf",
-        summary="The CTC and stage figure as PDF (fonts embedded)",
-        description=_DESCRIPTION,
-        sync_to_thread=True,
-        responses=_responses("pdf"),
-    )
-    def pdf(
-        self,
-        request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        patient_id: PatientIdPath,
-        as_of: AsOf = None,
-        rule: Rule = None,
-        if_none_match: IfNoneMatch = None,
-    ) -> Response[bytes]:
-        return chart_response(
-            ledger, request, patient_id, "pdf", if_none_match, as_of=as_of, rule=rule
-        )
+
+CHART_ROUTES: list[HTTPRouteHandler] = [_chart_route(fmt) for fmt in FORMATS]

@@ -31,20 +31,24 @@ def unchanged(headers: dict[str, str]) -> Response[Any]:
     return Response(b"", status_code=304, headers=headers)
 
 
-def client_address(request: Request[Any, Principal, Any]) -> str | None:
+def client_address(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
 
 def log_read(
     ledger: OncoLedger,
-    request: Request[Any, Principal, Any],
+    request: Request[Any, Any, Any],
     resource: str,
     patient_id: str | None = None,
+    *,
+    actor: str | None = None,
+    channel: str = "api",
 ) -> None:
-    """Record who read what in the access log (SPEC §7 `access-log`)."""
+    """Record who read what in the access log (SPEC §7 `access-log`): by default the bearer
+    token's actor over the API; the browser pages name their session's actor and `web`."""
     ledger.log_access(
-        request.auth.name,
-        channel="api",
+        actor if actor is not None else request.auth.name,
+        channel=channel,
         resource=resource,
         patient_id=patient_id,
         address=client_address(request),

@@ -25,7 +25,7 @@ from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
 from api.html import PAGE_EXCEPTION_HANDLERS, SESSION_COOKIE, SignInRequired, page, safe_next
-from api.reads import client_address
+from api.reads import log_read
 from domain.errors import Forbidden
 from projections.root import OncoLedger
 from projections.tokens import authorize
@@ -88,13 +88,7 @@ def log_page(
     patient_id: str | None = None,
 ) -> None:
     """Every page view is an access-log entry, like any other clinical read."""
-    ledger.log_access(
-        session.principal.name,
-        channel="web",
-        resource=resource,
-        patient_id=patient_id,
-        address=client_address(request),
-    )
+    log_read(ledger, request, resource, patient_id, actor=session.principal.name, channel="web")
 
 
 def _login_page(

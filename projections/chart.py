@@ -357,29 +357,17 @@ def _lane_panel(ax: Axes, data: FigureData, lanes: Sequence[Lane]) -> None:
             )
         if mark.lane in ("imaging", "declined") or not mark.label:
             continue
-        text = mark.label
-        if mark.end is not None:  # above the span, from its start
-            ax.annotate(
-                text,
-                (_x(mark.day), y),
-                xytext=(0, 2.5),
-                textcoords="offset points",
-                ha="left",
-                va="bottom",
-                fontsize=5.5,
-                gid=f"{gid}-label",
-            )
-        else:
-            ax.annotate(
-                text,
-                (_x(mark.day), y),
-                xytext=(4, 0),
-                textcoords="offset points",
-                ha="left",
-                va="center",
-                fontsize=5.5,
-                gid=f"{gid}-label",
-            )
+        spans = mark.end is not None  # a span's label sits above it, from its start
+        ax.annotate(
+            mark.label,
+            (_x(mark.day), y),
+            xytext=(0, 2.5) if spans else (4, 0),
+            textcoords="offset points",
+            ha="left",
+            va="bottom" if spans else "center",
+            fontsize=5.5,
+            gid=f"{gid}-label",
+        )
 
 
 def _outcome_mark(ax: Axes, mark: Mark, y: int) -> None:
