@@ -28,7 +28,7 @@ from api.audit import AuditController
 from api.charts import CHART_ROUTES
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
-from api.html import STATIC
+from api.html import STATIC, pages_as_html
 from api.integrity import IntegrityController
 from api.pages import PageController
 from api.patients import PatientController
@@ -137,7 +137,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=pages_as_html(EXCEPTION_HANDLERS),
         before_request=require_json_body,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(

@@ -117,6 +117,23 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[str]
     )
 
 
+def pages_as_html(handlers: ExceptionHandlersMap) -> ExceptionHandlersMap:
+    """The app's JSON error handlers, answering with error pages under the pages' paths
+    (an unknown path or method there is met by the router, before any page handler)."""
+
+    def dispatch(api_handler: Any) -> Any:
+        def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+            path = request.url.path
+            if path.startswith(("/patients", "/login", "/logout")):
+                return error_page(request, exc)
+            response: Response[Any] = api_handler(request, exc)
+            return response
+
+        return handler
+
+    return {kind: dispatch(api_handler) for kind, api_handler in handlers.items()}
+
+
 PAGE_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     SignInRequired: to_sign_in,
     DomainError: error_page,

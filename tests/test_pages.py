@@ -418,3 +418,22 @@ def test_every_page_view_is_an_access_log_entry(browser: Browser, reader: str) -
     ]
     assert all(e.address for e in entries)
     assert browser.ledger.verify_access_log().ok
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [
+        ("GET", f"/patients/{CASE}/nothing-here", 404),
+        ("DELETE", "/patients", 405),
+        ("GET", "/logout", 405),
+    ],
+)
+def test_unknown_page_paths_and_methods_get_error_pages(
+    browser: Browser, method: str, url: str, status: int
+) -> None:
+    response = browser.client.request(method, url, follow_redirects=False)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h1>" in response.text and "Traceback" not in response.text
+    api = browser.client.get("/api/v1/nothing-here")
+    assert api.status_code == 404 and api.headers["content-type"] == "application/json"
