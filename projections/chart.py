@@ -262,6 +262,8 @@ def _label_place(values: list[float], i: int) -> tuple[float, float, str, str]:
     rises_right = i + 1 < len(values) and values[i + 1] > values[i]
     if (rises_left and rises_right) or (rises_right and i == 0):  # no room left of the first
         return 5, -1, "left", "top"
+    if rises_left and i + 1 == len(values):  # the last of a fall: beside it, level with it
+        return 6, 0, "left", "center"
     if rises_left:
         return 3, 4, "left", "bottom"
     if rises_right:

@@ -216,7 +216,9 @@ def _outcome(survival: SurvivalView, timeline: TimelineView) -> Mark | None:
         (
             e
             for e in reversed(timeline.events)
-            if e.status != "retracted" and e.occurred == survival.end_date
+            if e.status != "retracted"
+            and e.occurred == survival.end_date
+            and (e.type == "death" or not dead)
         ),
         None,
     )
