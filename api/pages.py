@@ -26,6 +26,7 @@ from projections.chart import render as render_chart
 from projections.ctc import RULES, ConcordanceStatus, CtcTrend, check_rule
 from projections.figure import figure_data
 from projections.root import OncoLedger
+from projections.survival import SurvivalStatus
 from projections.views import PATIENT_COLUMNS
 
 PAGE_SIZE = 50
@@ -34,7 +35,7 @@ FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "stage_group": ("Stage group", (*STAGE_ORDER, UNKNOWN)),
     "ctc_trend": ("CTC trend", get_args(CtcTrend)),
     "concordance": ("Concordance", get_args(ConcordanceStatus)),
-    "survival_status": ("Survival", ("alive", "dead")),
+    "survival_status": ("Survival", get_args(SurvivalStatus)),
     "sex": ("Sex", get_args(ev.Sex)),
     "histology": ("Histology", get_args(ev.Histology)),
 }

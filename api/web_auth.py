@@ -4,16 +4,18 @@ The token is typed once; the browser then holds only an HttpOnly, SameSite=Stric
 a server-side session tied to that token (`projections.web_sessions`). `/api/v1` stays
 bearer-only: the cookie is never accepted there.
 
-Forged cross-site POSTs are refused three ways: the cookie is SameSite=Strict (not sent with a
-cross-site request); `POST /logout` needs the session's form token; `POST /login` needs the
-one-time value its form was served with (a double-submit cookie, so no one can sign a
-victim's browser into their own session), and any `Origin` header must be this server's.
+Forged cross-site POSTs (CSRF) are refused twice over. The cookie is SameSite=Strict, so a
+browser never sends it with a request that another site starts. And every page POST must come
+from this server's own pages by the browser's own account of it (OWASP's "verifying origin with
+standard headers" and Fetch Metadata checks): `Sec-Fetch-Site`, when sent, must be
+`same-origin` (or `none`: typed by the user), and `Origin`, else `Referer`, when sent, must be
+this server. Browsers send them with every form POST, so a page elsewhere can neither sign a
+victim's browser out nor into the attacker's own session; a client that sends neither is not a
+browser carrying a victim's cookie.
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -31,19 +33,13 @@ from projections.root import OncoLedger
 from projections.tokens import authorize
 from projections.web_sessions import LIFETIME, WebSession
 
-LOGIN_COOKIE = "oncoledger_login"
+_FORGED = "This form did not come from this server's own page, so nothing was done."
 
 
 @dataclass
 class LoginForm:
     token: str = ""
-    csrf: str = ""
     next: str = ""
-
-
-@dataclass
-class LogoutForm:
-    csrf: str = ""
 
 
 def _secure(request: Request[Any, Any, Any]) -> bool:
@@ -62,11 +58,19 @@ def _cookie(request: Request[Any, Any, Any], key: str, value: str, max_age: int)
     )
 
 
-def _same_origin(request: Request[Any, Any, Any]) -> bool:
+def from_this_site(request: Request[Any, Any, Any]) -> bool:
+    """Whether the browser says this POST was started by one of this server's own pages."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    here = f"{request.url.scheme}://{request.url.netloc}"
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return origin.rstrip("/") == f"{request.url.scheme}://{request.url.netloc}"
+    if origin is not None:
+        return origin.rstrip("/") == here  # "null" (an opaque origin) is refused too
+    referer = request.headers.get("referer")
+    if referer is not None:
+        return referer == here or referer.startswith(here + "/")
+    return True
 
 
 def signed_in(request: Request[Any, Any, Any], ledger: OncoLedger) -> WebSession:
@@ -91,19 +95,14 @@ def log_page(
     log_read(ledger, request, resource, patient_id, actor=session.principal.name, channel="web")
 
 
-def _login_page(
-    request: Request[Any, Any, Any], back_to: str, *, error: str | None = None, status: int = 200
-) -> Response[str]:
-    nonce = secrets.token_urlsafe(24)
+def _login_page(back_to: str, *, error: str | None = None, status: int = 200) -> Response[str]:
     return page(
         "login.html",
         status=status,
         title="Sign in",
         session=None,
-        csrf=nonce,
         next=safe_next(back_to),
         error=error,
-        cookies=[_cookie(request, LOGIN_COOKIE, nonce, 3600)],
     )
 
 
@@ -123,7 +122,7 @@ class SignInController(Controller):
     ) -> Response[Any]:
         if ledger.web_sessions.resolve(request.cookies.get(SESSION_COOKIE)) is not None:
             return Redirect(path=safe_next(next), status_code=303)
-        return _login_page(request, next or "/patients")
+        return _login_page(next or "/patients")
 
     @post(path="/login", sync_to_thread=True, status_code=303)
     def login(
@@ -132,27 +131,13 @@ class SignInController(Controller):
         ledger: NamedDependency[OncoLedger],
         data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
-        expected = request.cookies.get(LOGIN_COOKIE, "")
-        if not (
-            _same_origin(request)
-            and expected
-            and hmac.compare_digest(expected.encode(), data.csrf.encode())
-        ):
-            return _login_page(
-                request,
-                data.next,
-                error="This sign-in form has expired or did not come from this server; "
-                "please sign in again.",
-                status=403,
-            )
+        if not from_this_site(request):
+            return _login_page(data.next, error=_FORGED, status=403)
         if not data.token.strip():
-            return _login_page(
-                request, data.next, error="Paste your API token to sign in.", status=400
-            )
+            return _login_page(data.next, error="Paste your API token to sign in.", status=400)
         opened = ledger.web_sessions.sign_in(data.token.strip())
         if opened is None:
             return _login_page(
-                request,
                 data.next,
                 error="Unknown or revoked token. Ask an admin for one "
                 "(oncoledger token create NAME --role reader).",
@@ -163,32 +148,24 @@ class SignInController(Controller):
             authorize(session.principal, "read", action="read clinical data")
         except Forbidden as exc:
             ledger.web_sessions.sign_out(secret)
-            return _login_page(request, data.next, error=exc.message, status=403)
+            return _login_page(data.next, error=exc.message, status=403)
         response: Response[Any] = Redirect(path=safe_next(data.next), status_code=303)
         response.set_cookie(_cookie(request, SESSION_COOKIE, secret, int(LIFETIME.total_seconds())))
-        response.delete_cookie(LOGIN_COOKIE, path="/")
         return response
 
     @post(path="/logout", sync_to_thread=True, status_code=303)
     def logout(
-        self,
-        request: Request[Any, Any, Any],
-        ledger: NamedDependency[OncoLedger],
-        data: Annotated[LogoutForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        self, request: Request[Any, Any, Any], ledger: NamedDependency[OncoLedger]
     ) -> Response[Any]:
         secret = request.cookies.get(SESSION_COOKIE)
-        session = ledger.web_sessions.resolve(secret)
-        if session is not None and not (
-            _same_origin(request)
-            and hmac.compare_digest(session.form_token.encode(), data.csrf.encode())
-        ):
+        if not from_this_site(request):
             return page(
                 "error.html",
                 status=403,
                 title="Not allowed",
                 status_code=403,
-                detail="This sign-out form did not come from this server; nothing was done.",
-                session=session,
+                detail=_FORGED,
+                session=ledger.web_sessions.resolve(secret),
             )
         ledger.web_sessions.sign_out(secret)
         response: Response[Any] = Redirect(path="/login", status_code=303)

@@ -5,16 +5,13 @@ SHA-256 and the key id of the token it was opened with. Every lookup joins the t
 requires it to be active, so revoking a token ends its sessions at their next request (the
 session row is then deleted). Sessions also end after `LIFETIME` and at sign-out.
 
-The form token that protects the pages' POST forms (sign-out) against cross-site requests is
-derived from the session secret (HMAC), so it needs no storage and no process-wide key: any
-worker process can check it. Sessions live beside the tokens (ledger side), never in the
-rebuildable views.
+Sessions live beside the tokens (ledger side), never in the rebuildable views, so every
+worker process of the server sees the same ones.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -35,10 +32,9 @@ SCHEMA = (
 
 
 class WebSession(NamedTuple):
-    """A signed-in browser: who (the token's actor and role) and its form token."""
+    """A signed-in browser: who it is (the token's actor and role)."""
 
     principal: Principal
-    form_token: str
 
 
 class WebSessionStore:
@@ -75,7 +71,7 @@ class WebSessionStore:
                 "VALUES (?, ?, ?, ?)",
                 (_hash(secret), key_id, _iso(now), _iso(now + LIFETIME)),
             )
-        return secret, WebSession(principal, form_token(secret))
+        return secret, WebSession(principal)
 
     def resolve(self, secret: str | None) -> WebSession | None:
         """The session a cookie names, if it is current and its token still active."""
@@ -93,7 +89,7 @@ class WebSessionStore:
         if row is None or str(row[2]) <= _iso(datetime.now(UTC)):
             self._forget(session_hash)  # revoked token or expired: the session is over
             return None
-        return WebSession(Principal(str(row[0]), check_role(str(row[1]))), form_token(secret))
+        return WebSession(Principal(str(row[0]), check_role(str(row[1]))))
 
     def sign_out(self, secret: str | None) -> None:
         if secret:
@@ -102,11 +98,6 @@ class WebSessionStore:
     def _forget(self, session_hash: str) -> None:
         with self.db.transaction(write=True) as cur:
             cur.execute("DELETE FROM ol_web_sessions WHERE session_hash = ?", (session_hash,))
-
-
-def form_token(secret: str) -> str:
-    """The anti-forgery token of the session whose cookie secret is `secret`."""
-    return hmac.new(secret.encode(), b"oncoledger-form", hashlib.sha256).hexdigest()
 
 
 def _hash(secret: str) -> str:

@@ -38,17 +38,14 @@ class Browser:
     def get(self, url: str, **kwargs: object) -> httpx.Response:
         return self.client.get(url, follow_redirects=False, **kwargs)  # type: ignore[arg-type]
 
-    def form_value(self, html: str, name: str = "csrf") -> str:
-        match = re.search(rf'name="{name}" value="([^"]*)"', html)
-        assert match, f"no {name} field"
-        return unescape(match.group(1))
-
     def sign_in(self, token: str, next_page: str = "/patients") -> httpx.Response:
+        """What the sign-in form posts, as a browser sends it from this server's page."""
         form = self.get(f"/login?next={next_page}")
         assert form.status_code == 200
         return self.client.post(
             "/login",
-            data={"token": token, "csrf": self.form_value(form.text), "next": next_page},
+            data={"token": token, "next": next_page},
+            headers={"Origin": "http://testserver.local", "Sec-Fetch-Site": "same-origin"},
             follow_redirects=False,
         )
 
@@ -139,23 +136,35 @@ def test_a_bad_token_gets_the_form_again(
     assert browser.get("/patients").status_code == 303
 
 
-def test_sign_in_refuses_a_forged_form(browser: Browser, reader: str) -> None:
-    # No form nonce (a cross-site page posting the form): refused.
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://testserver.local"},
+        {"Referer": "https://evil.example/testserver.local/"},
+    ],
+)
+def test_sign_in_refuses_a_form_posted_from_elsewhere(
+    browser: Browser, reader: str, headers: dict[str, str]
+) -> None:
     forged = browser.client.post(
-        "/login", data={"token": reader, "csrf": "guess", "next": "/patients"}
+        "/login", data={"token": reader, "next": "/patients"}, headers=headers
     )
     assert forged.status_code == 403
     assert "did not come from this server" in error_text(forged.text)
-    # The right nonce, but sent from another origin: refused too.
-    form = browser.get("/login")
-    cross = browser.client.post(
-        "/login",
-        data={"token": reader, "csrf": browser.form_value(form.text), "next": "/patients"},
-        headers={"Origin": "https://evil.example"},
-        follow_redirects=False,
-    )
-    assert cross.status_code == 403
+    assert "oncoledger_session=" not in str(forged.headers.get_list("set-cookie"))
     assert browser.get("/patients").status_code == 303
+
+
+def test_sign_in_from_a_client_without_browser_headers(browser: Browser, reader: str) -> None:
+    """No Origin, Referer or Sec-Fetch-Site: not a browser carrying someone's cookie."""
+    response = browser.client.post(
+        "/login", data={"token": reader, "next": f"/patients/{CASE}"}, follow_redirects=False
+    )
+    assert response.status_code == 303 and response.headers["location"] == f"/patients/{CASE}"
+    assert browser.get(f"/patients/{CASE}").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -186,18 +195,24 @@ def test_a_session_ends_after_its_lifetime(
     assert browser.get("/patients").status_code == 303
 
 
-def test_sign_out_needs_the_form_token_then_ends_the_session(browser: Browser, reader: str) -> None:
+def test_sign_out_refuses_other_sites_then_ends_the_session(browser: Browser, reader: str) -> None:
     browser.sign_in(reader)
-    page = browser.get("/patients")
-    forged = browser.client.post("/logout", data={"csrf": "wrong"}, follow_redirects=False)
+    forged = browser.client.post(
+        "/logout", headers={"Origin": "https://evil.example"}, follow_redirects=False
+    )
     assert forged.status_code == 403
     assert browser.get("/patients").status_code == 200  # still signed in
     done = browser.client.post(
-        "/logout", data={"csrf": browser.form_value(page.text)}, follow_redirects=False
+        "/logout",
+        headers={"Origin": "http://testserver.local", "Sec-Fetch-Site": "same-origin"},
+        follow_redirects=False,
     )
     assert done.status_code == 303 and done.headers["location"] == "/login"
     assert "oncoledger_session=" in str(done.headers.get_list("set-cookie"))
     assert browser.get("/patients").status_code == 303
+    with browser.ledger.web_sessions.db.transaction() as cur:
+        cur.execute("SELECT COUNT(*) FROM ol_web_sessions")
+        assert cur.fetchone()[0] == 0
 
 
 def test_the_api_never_accepts_the_page_cookie(browser: Browser, reader: str) -> None:
