@@ -106,10 +106,22 @@ def render(data: FigureData, fmt: Format = "svg") -> bytes:
             buffer,
             format=fmt,
             dpi=PNG_DPI,
-            metadata=_METADATA[fmt],
+            metadata=_metadata(data, fmt),
             bbox_inches=None,
         )
     return buffer.getvalue()
+
+
+def _metadata(data: FigureData, fmt: Format) -> dict[str, Any]:
+    """The file's own title and description: the caption whole, for search and screen readers
+    (the drawn caption is broken into lines)."""
+    title = f"{data.patient_id}: CTC count and clinical stage"
+    described = {
+        "svg": {"Title": title, "Description": data.caption},
+        "pdf": {"Title": title, "Subject": data.caption},
+        "png": {"Title": title, "Description": data.caption},
+    }[fmt]
+    return {**_METADATA[fmt], **described}
 
 
 def _draw(data: FigureData) -> Figure:

@@ -108,9 +108,14 @@ def test_case_report_figure_marks_treatments_declines_and_death(demo: OncoLedger
 
 
 def test_case_report_figure_caption_is_the_discordance_sentence(demo: OncoLedger) -> None:
-    caption = joined(texts(demo.chart(CASE, "svg"))["caption"])
+    svg = demo.chart(CASE, "svg")
+    caption = joined(texts(svg)["caption"])
     assert caption.startswith(CAPTION + ".")
     assert "approximate date" in caption  # several of the report's dates are estimated
+    # Drawn in lines, the sentence is also the file's description, whole, for search.
+    description = ET.fromstring(svg).find(".//{http://purl.org/dc/elements/1.1/}description")
+    assert description is not None and description.text == CAPTION
+    assert CAPTION.encode() in svg
 
 
 def test_threshold_follows_the_rule_and_splits_positive_from_negative(demo: OncoLedger) -> None:
