@@ -17,7 +17,7 @@ from api.auth import SECURITY, requires
 from api.errors import error_responses
 from api.params import AsOf, IfNoneMatch, PatientIdPath, Rule, utc
 from api.reads import patient_read, read_headers
-from projections.chart import FORMATS, MEDIA_TYPES, Format
+from projections.figure import FORMATS, MEDIA_TYPES, Format
 from projections.root import OncoLedger
 from projections.tokens import Principal
 

@@ -21,10 +21,8 @@ from api.web_auth import log_page, signed_in
 from domain import events as ev
 from domain.errors import ValidationFailed
 from domain.staging import STAGE_ORDER, UNKNOWN
-from projections.chart import MEDIA_TYPES, Format, describe
-from projections.chart import render as render_chart
 from projections.ctc import RULES, ConcordanceStatus, CtcTrend, check_rule
-from projections.figure import figure_data
+from projections.figure import MEDIA_TYPES, Format, describe
 from projections.root import OncoLedger
 from projections.survival import SurvivalStatus
 from projections.views import PATIENT_COLUMNS
@@ -142,8 +140,8 @@ class PageController(Controller):
             name: ledger.read(patient_id, name, as_of=as_of, rule=rule if name == "ctc" else None)
             for name in ("timeline", "stage", "ctc", "response", "survival")
         }
-        figure = figure_data(views["timeline"], views["stage"], views["ctc"], views["survival"])
-        svg = render_chart(figure, "svg").decode()
+        figure = ledger.figure(patient_id, as_of=as_of, rule=rule)
+        svg = ledger.draw(figure, "svg").decode()
         log_page(ledger, request, session, "patient-page", patient_id)
         query = urlencode(
             [(k, v) for k, v in (("rule", rule), ("as_of", _one(request, "as_of"))) if v]

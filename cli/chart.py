@@ -12,8 +12,8 @@ import click
 from cli import render
 from cli.params import TIMESTAMP, json_option
 from cli.session import Session, pass_session
-from projections.chart import FORMATS, Format
 from projections.ctc import RULES
+from projections.figure import FORMATS, Format
 
 _SUFFIXES = ", ".join(f".{fmt}" for fmt in FORMATS)
 

@@ -19,7 +19,7 @@ import textwrap
 import threading
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import matplotlib
 import matplotlib.dates as mdates
@@ -28,16 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from domain.staging import UNKNOWN
-from projections.ctc import format_number
-from projections.figure import LANE_TITLES, FigureData, Lane, Mark
-
-Format = Literal["svg", "png", "pdf"]
-FORMATS: tuple[Format, ...] = ("svg", "png", "pdf")
-MEDIA_TYPES: dict[Format, str] = {
-    "svg": "image/svg+xml",
-    "png": "image/png",
-    "pdf": "application/pdf",
-}
+from projections.figure import APPROX, FORMATS, LANE_TITLES, FigureData, Format, Lane, Mark
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with any colour vision.
 BLACK: Final = "#000000"
@@ -51,7 +42,6 @@ GREY: Final = "#6E6E6E"
 
 WIDTH_IN: Final = 89 / 25.4  # one journal column
 PNG_DPI: Final = 300
-APPROX: Final = "~"
 
 _RC: dict[Any, Any] = {
     "svg.fonttype": "none",
@@ -440,16 +430,3 @@ def _tick_label(value: float, position: int | None) -> str:
         return day.isoformat()
     month = day.strftime("%b")
     return f"{month}\n{day.year}" if position == 0 else month
-
-
-def describe(data: FigureData) -> str:
-    """A plain-text account of the figure (alt text for the page)."""
-    draws = ", ".join(
-        f"{format_number(p.per_7_5_ml)} on {_date_text(p.occurred, p.approximate)}"
-        for p in data.draws
-    )
-    stages = ", ".join(f"{s.tnm} ({s.stage_group})" for s in data.stages)
-    return (
-        f"CTCs per 7.5 mL: {draws or 'none'}. Stage assessments: {stages or 'none'}. "
-        f"{data.caption}."
-    )

@@ -21,6 +21,15 @@ from projections.stage import StageView
 from projections.survival import SurvivalView
 from projections.timeline import TimelineEntry, TimelineView
 
+Format = Literal["svg", "png", "pdf"]
+FORMATS: tuple[Format, ...] = ("svg", "png", "pdf")
+MEDIA_TYPES: dict[Format, str] = {
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "pdf": "application/pdf",
+}
+APPROX = "~"  # before a date that is partial or estimated
+
 Lane = Literal[
     "chemotherapy", "radiotherapy", "ablation", "surgery", "declined", "imaging", "outcome"
 ]
@@ -231,4 +240,17 @@ def _outcome(survival: SurvivalView, timeline: TimelineView) -> Mark | None:
         end=None,
         approximate=not parse_date(survival.end_date).is_exact or estimated,
         label="death" if dead else "alive at last follow-up",
+    )
+
+
+def describe(data: FigureData) -> str:
+    """A plain-text account of the figure (its alternative text on the patient page)."""
+    draws = ", ".join(
+        f"{format_number(p.per_7_5_ml)} on {APPROX if p.approximate else ''}{p.occurred}"
+        for p in data.draws
+    )
+    stages = ", ".join(f"{s.tnm} ({s.stage_group})" for s in data.stages)
+    return (
+        f"CTCs per 7.5 mL: {draws or 'none'}. Stage assessments: {stages or 'none'}. "
+        f"{data.caption}."
     )

@@ -24,9 +24,8 @@ from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
 from projections import readmodels
 from projections.access_log import AccessLog, AccessLogReport, AccessPage
 from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audit
-from projections.chart import Format as ChartFormat
-from projections.chart import render as render_chart
 from projections.figure import FigureData, figure_data
+from projections.figure import Format as ChartFormat
 from projections.tokens import TokenStore
 from projections.views import Views
 from projections.web_sessions import WebSessionStore
@@ -328,7 +327,14 @@ class OncoLedger:
         rule: str | None = None,
     ) -> bytes:
         """That figure drawn as SVG, PNG or PDF."""
-        return render_chart(self.figure(patient_id, as_of=as_of, rule=rule), fmt)
+        return self.draw(self.figure(patient_id, as_of=as_of, rule=rule), fmt)
+
+    @staticmethod
+    def draw(figure: FigureData, fmt: ChartFormat = "svg") -> bytes:
+        # matplotlib takes a second to import: only what draws a figure pays for it.
+        from projections.chart import render
+
+        return render(figure, fmt)
 
     def replay(self, patient_id: str) -> list[readmodels.ReplayStep]:
         return readmodels.replay(patient_id, self.history(patient_id))
