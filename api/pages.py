@@ -142,6 +142,13 @@ class PageController(Controller):
         }
         figure = ledger.figure(patient_id, as_of=as_of, rule=rule)
         svg = ledger.draw(figure, "svg").decode()
+        # Every lesion as measured at each imaging in force (the response view keeps sums).
+        measurements = [
+            (entry.occurred, lesion)
+            for entry in views["timeline"].events
+            if entry.type == "imaging" and entry.status != "retracted"
+            for lesion in entry.event.get("lesions") or []
+        ]
         log_page(ledger, request, session, "patient-page", patient_id)
         query = urlencode(
             [(k, v) for k, v in (("rule", rule), ("as_of", _one(request, "as_of"))) if v]
@@ -160,6 +167,10 @@ class PageController(Controller):
             # matplotlib writes the SVG and escapes every label in it (tests feed it markup).
             figure_svg=svg[svg.index("<svg") :],
             figure_text=describe(figure),
+            measurements=measurements,
+            treated={
+                lesion.lesion_id for lesion in views["response"].lesions if lesion.locally_treated
+            },
             **views,
         )
 

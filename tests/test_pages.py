@@ -322,7 +322,14 @@ def test_patient_page_shows_summary_figure_timeline_and_tables(
     assert re.search(r"<td>2016-08-30</td><td class=\"num\">4</td>", draws)
     assert re.search(r"<td>2017-10-10</td><td class=\"num\">0</td>", draws)
     assert html[html.index('id="stage-assessments"') :].count("<td>cT4N2M1</td>") == 4
-    assert "<td>liver-1</td>" in html
+    lesions = html[html.index('id="lesions"') : html.index("</table>", html.index('id="lesions"'))]
+    # The liver metastasis at each of its four ultrasounds (case report), ablated in 2016-10.
+    times = " \N{MULTIPLICATION SIGN} "
+    assert re.findall(rf'<td class="num">([\d.{times}]+)</td>', lesions) == [
+        times.join(dims)
+        for dims in (("38", "35", "26"), ("38", "35", "26"), ("36", "31", "20"), ("32", "27", "19"))
+    ]
+    assert lesions.count("<td>liver-1</td>") == 4
     assert "Download the figure" in html and f"/patients/{CASE}/chart.pdf" in html
 
 
