@@ -37,6 +37,12 @@ FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sex": ("Sex", get_args(ev.Sex)),
     "histology": ("Histology", get_args(ev.Histology)),
 }
+# Range filters: (column, label, number type); each gives COLUMN_min and COLUMN_max.
+RANGES: tuple[tuple[str, str, type[int] | type[float]], ...] = (
+    ("birth_year", "Born", int),
+    ("ctc_latest_per_7_5_ml", "Latest CTC /7.5 mL", float),
+    ("os_months", "OS months", float),
+)
 # Swim lanes of the timeline, left to right, and the event types in each.
 LANES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Diagnosis", ("patient_registered", "diagnosis_confirmed", "biopsy")),
@@ -96,6 +102,24 @@ class PageController(Controller):
                     )
             if values:
                 chosen[name] = values
+        bounds: dict[str, int | float] = {}
+        for column, label, kind in RANGES:
+            for end in ("min", "max"):
+                name = f"{column}_{end}"
+                text = _one(request, name)
+                if text is None:
+                    continue
+                try:
+                    value = kind(text)
+                except ValueError:
+                    raise ValidationFailed(
+                        f"{label} {'from' if end == 'min' else 'to'} {text!r} is not a number",
+                        field=name,
+                        rule="number",
+                    ) from None
+                if value != value or abs(value) > 1e12:  # NaN or beyond any stored value
+                    raise ValidationFailed(f"`{name}` is out of range", field=name, rule="range")
+                bounds[name] = value
         sort = _one(request, "sort") or "patient_id"
         if sort.lstrip("-") not in PATIENT_COLUMNS:
             raise ValidationFailed(
@@ -105,10 +129,11 @@ class PageController(Controller):
             )
         cursor = _one(request, "cursor")
         result = ledger.patients(
-            filters=dict(chosen), sort=sort, limit=PAGE_SIZE, cursor=cursor, count=True
+            filters={**chosen, **bounds}, sort=sort, limit=PAGE_SIZE, cursor=cursor, count=True
         )
         log_page(ledger, request, session, "patients")
-        query = [(k, v) for k, values in chosen.items() for v in values] + [("sort", sort)]
+        query = [(k, v) for k, values in chosen.items() for v in values]
+        query += [(k, str(v)) for k, v in bounds.items()] + [("sort", sort)]
         next_url = None
         if result.next_cursor:
             next_url = "/patients?" + urlencode([*query, ("cursor", result.next_cursor)])
@@ -118,6 +143,8 @@ class PageController(Controller):
             session=session,
             filters=FILTERS,
             chosen=chosen,
+            ranges=RANGES,
+            bounds=bounds,
             sort=sort,
             sorts=PATIENT_COLUMNS,
             page=result,

@@ -242,6 +242,10 @@ def test_cohort_page_lists_every_patient_with_a_link(browser: Browser, reader: s
         ("stage_group=IVB&stage_group=II", ["CR-ESCC-001", "DEMO-EAC-002", "DEMO-ESCC-003"]),
         ("histology=adenocarcinoma", ["DEMO-EAC-002"]),
         ("stage_group=&sex=", ["CR-ESCC-001", "DEMO-EAC-002", "DEMO-ESCC-003"]),
+        ("os_months_min=20", ["CR-ESCC-001", "DEMO-ESCC-003"]),
+        ("os_months_min=5&os_months_max=12", ["DEMO-EAC-002"]),
+        ("ctc_latest_per_7_5_ml_min=1", ["DEMO-EAC-002"]),
+        ("birth_year_min=1960&birth_year_max=1970", ["DEMO-ESCC-003"]),
     ],
 )
 def test_cohort_filters(browser: Browser, reader: str, query: str, expected: list[str]) -> None:
@@ -273,6 +277,9 @@ def test_cohort_pages_with_a_cursor(
         ("sort=favourite", "`sort` must be one of"),
         ("cursor=%%%", "cursor"),
         ("ctc_trend=down", "CTC trend 'down' is not one of"),
+        ("os_months_min=lots", "OS months from 'lots' is not a number"),
+        ("birth_year_max=1960.5", "Born to '1960.5' is not a number"),
+        ("os_months_max=nan", "`os_months_max` is out of range"),
     ],
 )
 def test_cohort_bad_filters_get_an_error_page(
