@@ -242,7 +242,7 @@ def _draws(
             label += "\n" + _date_text(point.occurred, point.approximate)
         elif point.approximate:
             label = APPROX + label
-        ax.annotate(
+        ax.annotate(  # a data label: the layout is not bent around it
             label,
             (_x(point.day), point.per_7_5_ml),
             xytext=(dx, dy),
@@ -254,6 +254,7 @@ def _draws(
             bbox=_BEHIND,
             zorder=4,
             gid=f"ctc-draw-{n}",
+            in_layout=False,
         )
 
 
@@ -303,7 +304,7 @@ def _stage_panel(ax: Axes, data: FigureData) -> None:
             zorder=3,
         )
         below = y >= len(levels) / 2
-        ax.annotate(
+        ax.annotate(  # a data label: the layout is not bent around it
             point.tnm,
             (_x(point.day), y),
             xytext=(1.5, -4 if below else 4),  # right of the riser where the stage changes
@@ -313,6 +314,7 @@ def _stage_panel(ax: Axes, data: FigureData) -> None:
             rotation=90,
             fontsize=5.5,
             gid=f"stage-{n}",
+            in_layout=False,
         )
 
 
@@ -362,8 +364,8 @@ def _lane_panel(ax: Axes, data: FigureData, lanes: Sequence[Lane]) -> None:
         if mark.lane in ("imaging", "declined") or not mark.label:
             continue
         spans = mark.end is not None  # a span's label sits above it, from its start
-        ax.annotate(
-            mark.label,
+        ax.annotate(  # a data label: the layout is not bent around it
+            _shorten(mark.label),
             (_x(mark.day), y),
             xytext=(0, 2.5) if spans else (4, 0),
             textcoords="offset points",
@@ -371,7 +373,12 @@ def _lane_panel(ax: Axes, data: FigureData, lanes: Sequence[Lane]) -> None:
             va="bottom" if spans else "center",
             fontsize=5.5,
             gid=f"{gid}-label",
+            in_layout=False,
         )
+
+
+def _shorten(label: str, limit: int = 32) -> str:
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def _outcome_mark(ax: Axes, mark: Mark, y: int) -> None:
@@ -386,7 +393,7 @@ def _outcome_mark(ax: Axes, mark: Mark, y: int) -> None:
         linestyle="none",
         gid="outcome",
     )
-    ax.annotate(
+    ax.annotate(  # a data label: the layout is not bent around it
         f"{mark.label} {_date_text(mark.occurred, mark.approximate)}",
         (_x(mark.day), y),
         xytext=(-5, 0),
@@ -395,6 +402,7 @@ def _outcome_mark(ax: Axes, mark: Mark, y: int) -> None:
         va="center",
         fontsize=5.5,
         gid="outcome-label",
+        in_layout=False,
     )
 
 

@@ -232,6 +232,9 @@ def _outcome(survival: SurvivalView, timeline: TimelineView) -> Mark | None:
         None,
     )
     estimated = bool(ending and ending.date_estimated)
+    label = "death" if dead else "alive at last follow-up"
+    if ending and ending.type == "follow_up" and ending.event.get("status") == "lost_to_follow_up":
+        label = "lost to follow-up"
     return Mark(
         lane="outcome",
         type="death" if dead else "last_follow_up",
@@ -239,7 +242,7 @@ def _outcome(survival: SurvivalView, timeline: TimelineView) -> Mark | None:
         day=_day(survival.end_date),
         end=None,
         approximate=not parse_date(survival.end_date).is_exact or estimated,
-        label="death" if dead else "alive at last follow-up",
+        label=label,
     )
 
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import struct
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -281,6 +282,64 @@ def test_as_of_draws_the_figure_as_it_was_known(store: StoreConfig) -> None:
         now = texts(ledger.chart("P-T", "svg"))
     assert "ctc-draw-1" in then and "ctc-draw-2" not in then
     assert now["ctc-draw-2"] == ["1", "2020-05-01"]
+
+
+def test_a_long_record_draws_without_warnings(store: StoreConfig) -> None:
+    """Twenty draws and stagings, a long regimen, lost to follow-up: every label placed,
+    none bending the layout (matplotlib would warn, or collapse the axes)."""
+    events: list[dict[str, object]] = [
+        {
+            "type": "diagnosis_confirmed",
+            "occurred": "2010-01-02",
+            "histology": "adenocarcinoma",
+            "grade": "G2",
+            "tumor_location": "lower",
+            "basis": "histology",
+            "method": "biopsy",
+        },
+        {
+            "type": "chemotherapy",
+            "occurred": "2011",
+            "regimen": "a regimen with a long name " * 3,
+            "courses": 12,
+            "ended": "2012-06",
+        },
+        {"type": "follow_up", "occurred": "2015-06", "status": "lost_to_follow_up"},
+    ]
+    for i in range(20):
+        day = f"{2010 + i // 4}-{1 + (i % 4) * 3:02d}"
+        events.append({"type": "ctc_count", "occurred": f"{day}-10", "count": (i * 7) % 23})
+        events.append(
+            {
+                "type": "staging",
+                "occurred": f"{day}-11",
+                "context": "c",
+                "t": ("T1", "T2", "T3", "T4b")[i % 4],
+                "n": "N1",
+                "m": "M0",
+                "system": "AJCC8",
+            }
+        )
+    with OncoLedger(store) as ledger:
+        ledger.register(
+            "P-LONG", {"sex": "male", "occurred": "2009-12-01"}, actor="t", source="cli"
+        )
+        ledger.append("P-LONG", events, actor="t", source="cli")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            svg = ledger.chart("P-LONG", "svg")
+            png = ledger.chart("P-LONG", "png")
+    found = texts(svg)
+    assert [f"ctc-draw-{n}" in found for n in (1, 20)] == [True, True]
+    assert found["stage-20"] == ["cT4bN1M0"]
+    assert joined(found["outcome-label"]) == "lost to follow-up ~2015-06"
+    chemo = next(
+        joined(v)
+        for k, v in found.items()
+        if k.startswith("chemotherapy-") and k.endswith("-label")
+    )
+    assert chemo.endswith("\N{HORIZONTAL ELLIPSIS}") and len(chemo) <= 32
+    assert png_size(png)[0] == 1051
 
 
 def test_an_empty_record_still_draws(store: StoreConfig) -> None:
