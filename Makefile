@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-quick clean
+.PHONY: install run test lint bench bench-quick screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy domain projections
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+## docs/patient-page.png again, from the browser tests (needs /usr/bin/chromium).
+screenshot: $(STAMP)
+	ONCOLEDGER_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

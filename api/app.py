@@ -22,19 +22,24 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
 
 from api.audit import AuditController
+from api.charts import CHART_ROUTES
 from api.cohort import CohortController
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
 from api.feed import FeedController
 from api.fhir import FhirController
+from api.html import STATIC, pages_as_html
 from api.integrity import IntegrityController
+from api.pages import PageController
 from api.patients import PatientController
 from api.query_checks import check_query
 from api.schemas import Health
 from api.storage_errors import STORAGE_EXCEPTION_HANDLERS
 from api.views import ViewController
+from api.web_auth import SignInController
 from domain.errors import ValidationFailed
 from domain.input_checks import parse_json
 from domain.ledger import StoreConfig
@@ -78,8 +83,8 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
     """Bodies are JSON: refuse another media type (415), an empty body or malformed JSON (400).
     The query string is checked first, against what the route declares (400)."""
     check_query(request)
-    if request.method not in _BODY_METHODS:
-        return
+    if request.method not in _BODY_METHODS or not request.url.path.startswith("/api/"):
+        return  # the browser pages post forms
     media_type = request.content_type[0]
     if media_type and not (media_type == "application/json" or media_type.endswith("+json")):
         raise ClientException(
@@ -130,15 +135,21 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             PatientController,
             EventController,
             ViewController,
+            *CHART_ROUTES,
             IntegrityController,
             AuditController,
             FhirController,
             FeedController,
             CohortController,
+            SignInController,
+            PageController,
+            create_static_files_router(
+                path="/static", directories=[STATIC], include_in_schema=False
+            ),
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},
-        exception_handlers={**EXCEPTION_HANDLERS, **STORAGE_EXCEPTION_HANDLERS},
+        exception_handlers=pages_as_html({**EXCEPTION_HANDLERS, **STORAGE_EXCEPTION_HANDLERS}),
         before_request=require_json_body,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(

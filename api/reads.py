@@ -31,20 +31,24 @@ def unchanged(headers: dict[str, str]) -> Response[Any]:
     return Response(b"", status_code=304, headers=headers)
 
 
-def client_address(request: Request[Any, Principal, Any]) -> str | None:
+def client_address(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
 
 def log_read(
     ledger: OncoLedger,
-    request: Request[Any, Principal, Any],
+    request: Request[Any, Any, Any],
     resource: str,
     patient_id: str | None = None,
+    *,
+    actor: str | None = None,
+    channel: str = "api",
 ) -> None:
-    """Record who read what in the access log (SPEC §7 `access-log`)."""
+    """Record who read what in the access log (SPEC §7 `access-log`): by default the bearer
+    token's actor over the API; the browser pages name their session's actor and `web`."""
     ledger.log_access(
-        request.auth.name,
-        channel="api",
+        actor if actor is not None else request.auth.name,
+        channel=channel,
         resource=resource,
         patient_id=patient_id,
         address=client_address(request),
@@ -58,7 +62,9 @@ def patient_read(
     resource: str,
     if_none_match: str | None,
     produce: Callable[[], Any],
+    *,
     media_type: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> Response[Any]:
     """Answer a read of one patient with its ETag, or 304 if the client's copy is current.
 
@@ -66,7 +72,7 @@ def patient_read(
     a client never holds an ETag that claims a newer state than what it was sent.
     """
     version = ledger.version(patient_id)
-    headers = {"ETag": etag(version), "Cache-Control": _NO_SHARED_CACHE}
+    headers = {**(headers or {}), "ETag": etag(version), "Cache-Control": _NO_SHARED_CACHE}
     if not_modified(if_none_match, version):
         log_read(ledger, request, resource, patient_id)
         return unchanged(headers)

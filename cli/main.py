@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from cli import render
 from cli.audit import access_log, audit, digest, export, verify
 from cli.cbioportal import cbioportal, export_command
+from cli.chart import chart
 from cli.cohort import cohort, record_cohort
 from cli.errors import EXIT_CODES_HELP, ImportFailed, LedgerError
 from cli.fhir import fhir
@@ -631,7 +632,7 @@ def projections_status(session: Session, as_json: bool) -> None:
     )
 
 
-for _command in (verify, digest, export, audit, access_log, serve, token, fhir, cohort):
+for _command in (verify, digest, export, audit, access_log, serve, token, fhir, cohort, chart):
     cli.add_command(_command)
 cli.add_command(follow)
 cli.add_command(cbioportal)

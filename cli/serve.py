@@ -84,6 +84,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
             f"Try:  curl -H 'Authorization: Bearer {first}' {url}/api/v1/patients\n"
         )
     click.echo(f"OncoLedger API docs: {url}/schema")
+    click.echo(f"Patient pages (sign in with a token): {url}/patients")
     for name, value in store_environment(config).items():
         if value is None:
             os.environ.pop(name, None)

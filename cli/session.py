@@ -37,6 +37,7 @@ READ_ONLY = frozenset(
         "follow",
         "cbioportal export",
         "cohort survival",
+        "chart",
     }
 )
 

@@ -27,7 +27,7 @@ from domain.ledger import StoreConfig
 from domain.patient import GENESIS_HASH, chain_hash
 from projections.db import PostgresDb, SqliteDb, open_db
 
-CHANNELS: tuple[str, ...] = ("api", "cli")
+CHANNELS: tuple[str, ...] = ("api", "cli", "web")
 # What adapters name as `resource`; others are accepted (1-64 of a-z 0-9 . _ -).
 RESOURCES: tuple[str, ...] = (
     "patient",
@@ -44,6 +44,8 @@ RESOURCES: tuple[str, ...] = (
     "access-log",
     "verify",
     "fhir",
+    "chart",
+    "patient-page",
 )
 MAX_LIMIT = 1000
 _VERIFY_BATCH = 5000

@@ -28,9 +28,12 @@ from projections import readmodels
 from projections.access_log import AccessLog, AccessLogReport, AccessPage
 from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audit
 from projections.feed import Feed
+from projections.figure import FigureData, figure_data
+from projections.figure import Format as ChartFormat
 from projections.key_check import check_cipher_key
 from projections.tokens import TokenStore
 from projections.views import Views
+from projections.web_sessions import WebSessionStore
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +99,10 @@ class OncoLedger:
         self.tokens = TokenStore.open(self.config)
         self.feed = Feed(self.ledger)
         self.ledger.on_saved = self.feed.wake
+        self.web_sessions = WebSessionStore.open(self.config, self.tokens)
 
     def close(self) -> None:
+        self.web_sessions.close()
         self.tokens.close()
         self.access_log.close()
         self.views.close()
@@ -383,6 +388,34 @@ class OncoLedger:
         if not self.catch_up_views():
             return None  # derived from the stream instead: as current, only slower
         return self.views.doc(patient_id, view)
+
+    def figure(
+        self, patient_id: str, *, as_of: datetime | None = None, rule: str | None = None
+    ) -> FigureData:
+        """The content of the CTC and stage figure (case report Figure 4) of one patient."""
+        views = {
+            name: self.read(patient_id, name, as_of=as_of, rule=rule if name == "ctc" else None)
+            for name in ("timeline", "stage", "ctc", "survival")
+        }
+        return figure_data(**views)  # type: ignore[arg-type]
+
+    def chart(
+        self,
+        patient_id: str,
+        fmt: ChartFormat = "svg",
+        *,
+        as_of: datetime | None = None,
+        rule: str | None = None,
+    ) -> bytes:
+        """That figure drawn as SVG, PNG or PDF."""
+        return self.draw(self.figure(patient_id, as_of=as_of, rule=rule), fmt)
+
+    @staticmethod
+    def draw(figure: FigureData, fmt: ChartFormat = "svg") -> bytes:
+        # matplotlib takes a second to import: only what draws a figure pays for it.
+        from projections.chart import render
+
+        return render(figure, fmt)
 
     def replay(self, patient_id: str) -> list[readmodels.ReplayStep]:
         return readmodels.replay(patient_id, self.history(patient_id))

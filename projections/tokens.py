@@ -187,6 +187,12 @@ class TokenStore:
         return Principal(str(row[0]), check_role(str(row[1])))
 
 
+def key_id_of(token: str) -> str | None:
+    """The clear-text key id of a well-formed token (it names the token's row), else None."""
+    match = _TOKEN.match(token)
+    return match.group(1) if match else None
+
+
 def authorize(principal: Principal, permission: Permission, *, action: str) -> None:
     """Raise `Forbidden` unless the principal's role allows `permission` (SPEC §8)."""
     allowed = ALLOWED[permission]
