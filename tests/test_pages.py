@@ -273,7 +273,7 @@ def test_cohort_pages_with_a_cursor(
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("stage_group=V", "Stage group 'V' is not one of 0, I, II"),
+        ("stage_group=V", "Stage group 'V' is not one of 0, I, IA, IB, IC, II"),
         ("sort=favourite", "`sort` must be one of"),
         ("cursor=%%%", "cursor"),
         ("ctc_trend=down", "CTC trend 'down' is not one of"),
