@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from litestar.handlers import HTTPRouteHandler
+from litestar import Router
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
@@ -37,7 +37,7 @@ def docs_ui() -> SwaggerRenderPlugin:
     )
 
 
-def docs_assets() -> HTTPRouteHandler:
+def docs_assets() -> Router:
     return create_static_files_router(
         path=ASSETS_PATH, directories=[_swagger_ui_dist()], include_in_schema=False
     )
