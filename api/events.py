@@ -9,6 +9,7 @@ conditional on the stream's version (412).
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
@@ -53,6 +54,30 @@ def _receipt(receipt: LedgerReceipt) -> Response[Receipt]:
     # A retry of a stored event_id answers exactly as the first time did (201, same receipt);
     # the header tells a client that wants to know that nothing new was stored.
     return Response(Receipt.of(receipt), status_code=201, headers=replay_header([receipt]))
+
+
+def _correct(
+    ledger: OncoLedger,
+    request: Request[Any, Principal, Any],
+    patient_id: str,
+    target: UUID,
+    correction: Amendment | Retraction,
+    if_match: str | None,
+) -> Response[Receipt]:
+    """The one path of both corrections: who, from where, which retry id, on which version;
+    an amendment also carries its replacement."""
+    common: dict[str, Any] = {
+        "reason": correction.reason,
+        "actor": request.auth.name,
+        "source": SOURCE,
+        "event_id": correction.event_id,
+        "expected_version": expected_version(if_match),
+    }
+    if isinstance(correction, Amendment):
+        receipt = ledger.amend(patient_id, target, correction.replacement, **common)
+    else:
+        receipt = ledger.retract(patient_id, target, **common)
+    return _receipt(receipt)
 
 
 class EventController(Controller):
@@ -173,18 +198,7 @@ class EventController(Controller):
         data: JSONBody[SkipValidation[AmendmentCreate]],
         if_match: IfMatch = None,
     ) -> Response[Receipt]:
-        body = decode(data, Amendment)
-        receipt = ledger.amend(
-            patient_id,
-            event_id,
-            body.replacement,
-            reason=body.reason,
-            actor=request.auth.name,
-            source=SOURCE,
-            event_id=body.event_id,
-            expected_version=expected_version(if_match),
-        )
-        return _receipt(receipt)
+        return _correct(ledger, request, patient_id, event_id, decode(data, Amendment), if_match)
 
     @post(
         path="/{event_id:str}/retractions",
@@ -206,14 +220,4 @@ class EventController(Controller):
         data: JSONBody[SkipValidation[Retraction]],
         if_match: IfMatch = None,
     ) -> Response[Receipt]:
-        body = decode(data, Retraction)
-        receipt = ledger.retract(
-            patient_id,
-            event_id,
-            reason=body.reason,
-            actor=request.auth.name,
-            source=SOURCE,
-            event_id=body.event_id,
-            expected_version=expected_version(if_match),
-        )
-        return _receipt(receipt)
+        return _correct(ledger, request, patient_id, event_id, decode(data, Retraction), if_match)
