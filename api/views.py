@@ -8,6 +8,7 @@ handlers come from one definition, `_view_route`, and one table, `VIEWS`.
 # No `from __future__ import annotations`: the handlers' annotations name the view's type from
 # the enclosing call, so they are evaluated where the handler is defined.
 
+import inspect
 from typing import Any
 
 from litestar import Request, Response, Router, get
@@ -52,58 +53,37 @@ VIEWS: tuple[tuple[str, type[Any], str, bool], ...] = (
 )
 
 
-def _read(
-    ledger: OncoLedger,
-    request: Request[Any, Principal, Any],
-    patient_id: str,
-    view: str,
-    if_none_match: str | None,
-    **query: Any,
-) -> Response[Any]:
-    query["as_of"] = utc(query["as_of"])
-    return patient_read(
-        ledger,
-        request,
-        patient_id,
-        view,
-        if_none_match,
-        lambda: ledger.read_json(patient_id, view, **query),
-    )
-
-
 def _view_route(view: str, model: type[Any], summary: str, with_rule: bool) -> HTTPRouteHandler:
-    """The GET handler of one read model; only the CTC view declares `rule` (an undeclared
-    query parameter is refused, 400)."""
-    if with_rule:
+    """The GET handler of one read model. Only the CTC view declares `rule` (the others leave it
+    out of their signature: an undeclared query parameter is refused, 400)."""
 
-        def read_with_rule(
-            request: Request[Any, Principal, Any],
-            ledger: NamedDependency[OncoLedger],
-            patient_id: PatientIdPath,
-            as_of: AsOf = None,
-            upto: Upto = None,
-            rule: Rule = None,
-            if_none_match: IfNoneMatch = None,
-        ) -> Response[model]:  # type: ignore[valid-type]
-            return _read(
-                ledger, request, patient_id, view, if_none_match, as_of=as_of, upto=upto, rule=rule
-            )
+    def read(
+        request: Request[Any, Principal, Any],
+        ledger: NamedDependency[OncoLedger],
+        patient_id: PatientIdPath,
+        as_of: AsOf = None,
+        upto: Upto = None,
+        rule: Rule = None,
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[model]:  # type: ignore[valid-type]
+        query: dict[str, Any] = {"as_of": utc(as_of), "upto": upto}
+        if with_rule:
+            query["rule"] = rule
+        return patient_read(
+            ledger,
+            request,
+            patient_id,
+            view,
+            if_none_match,
+            lambda: ledger.read_json(patient_id, view, **query),
+        )
 
-        handler: Any = read_with_rule
-    else:
-
-        def read(
-            request: Request[Any, Principal, Any],
-            ledger: NamedDependency[OncoLedger],
-            patient_id: PatientIdPath,
-            as_of: AsOf = None,
-            upto: Upto = None,
-            if_none_match: IfNoneMatch = None,
-        ) -> Response[model]:  # type: ignore[valid-type]
-            return _read(ledger, request, patient_id, view, if_none_match, as_of=as_of, upto=upto)
-
-        handler = read
-    handler.__name__ = handler.__qualname__ = f"get_{view}"
+    if not with_rule:
+        signature = inspect.signature(read)
+        read.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[p for p in signature.parameters.values() if p.name != "rule"]
+        )
+    read.__name__ = read.__qualname__ = f"get_{view}"
     return get(
         path=f"/{view}",
         name=f"view-{view}",
@@ -111,7 +91,7 @@ def _view_route(view: str, model: type[Any], summary: str, with_rule: bool) -> H
         summary=summary,
         sync_to_thread=True,
         responses=_RESPONSES,
-    )(handler)
+    )(read)
 
 
 ViewController = Router(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -208,72 +209,88 @@ def _module(package: ModuleType, name: str) -> Any:
     return importlib.import_module(f"{package.__name__}.{name}")
 
 
-def test_a_generated_client_registers_appends_and_reads_a_view(
+@pytest.fixture
+def integrator(
     generated_client: ModuleType,
     sqlite_store: StoreConfig,
     serve_process: Callable[[StoreConfig], str],
-) -> None:
+) -> Iterator[Any]:
+    """The generated client, authenticated as a clinician, on a real `oncoledger serve`."""
     with OncoLedger(sqlite_store) as ledger:
         token = ledger.tokens.create("integrator", "clinician")
     url = serve_process(sqlite_store)
+    with generated_client.AuthenticatedClient(base_url=url, token=token) as client:
+        yield client
+
+
+def test_a_generated_client_registers_appends_amends_and_reads_a_view(
+    generated_client: ModuleType, integrator: Any
+) -> None:
     models = _module(generated_client, "models")
     register = _module(generated_client, "api.patients.register_patient")
     append = _module(generated_client, "api.events.append_event")
+    amend = _module(generated_client, "api.events.amend_event")
     get_ctc = _module(generated_client, "api.projections.get_ctc")
     get_history = _module(generated_client, "api.events.get_history")
 
-    client = generated_client.AuthenticatedClient(base_url=url, token=token)
-    with client:
-        registered = register.sync_detailed(
-            client=client,
-            body=models.PatientCreate(
-                patient_id="GEN-1", occurred="2016-05", sex=models.PatientCreateSex.MALE
-            ),
-        )
-        assert registered.status_code == 201, registered.content
-        assert registered.parsed.version == 1
-        assert registered.headers["Idempotent-Replay"] == "false"
+    registered = register.sync_detailed(
+        client=integrator,
+        body=models.PatientCreate(
+            patient_id="GEN-1", occurred="2016-05", sex=models.PatientCreateSex.MALE
+        ),
+    )
+    assert registered.status_code == 201, registered.content
+    assert registered.parsed.version == 1
+    assert registered.headers["Idempotent-Replay"] == "false"
 
-        draw = models.CtcCountCreate(type_="ctc_count", occurred="2016-08-30", count=4)
-        appended = append.sync_detailed("GEN-1", client=client, body=draw)
-        assert appended.status_code == 201, appended.content
-        assert appended.parsed.version == 2
-        assert len(appended.parsed.hash_) == 64
+    draw = models.CtcCountCreate(type_="ctc_count", occurred="2016-08-30", count=4)
+    appended = append.sync_detailed("GEN-1", client=integrator, body=draw)
+    assert appended.status_code == 201, appended.content
+    assert appended.parsed.version == 2
+    assert len(appended.parsed.hash_) == 64
 
-        ctc = get_ctc.sync_detailed("GEN-1", client=client)
-        assert ctc.status_code == 200, ctc.content
-        assert ctc.headers["ETag"] == '"2"'
-        assert [(d.occurred, d.count, d.positive) for d in ctc.parsed.draws] == [
-            ("2016-08-30", 4, True)
-        ]
+    ctc = get_ctc.sync_detailed("GEN-1", client=integrator)
+    assert ctc.status_code == 200, ctc.content
+    assert ctc.headers["ETag"] == '"2"'
+    assert [(d.occurred, d.count, d.positive) for d in ctc.parsed.draws] == [
+        ("2016-08-30", 4, True)
+    ]
 
-        history = get_history.sync_detailed("GEN-1", client=client)
-        assert history.status_code == 200, history.content
-        stored = history.parsed.events
-        assert [e.version for e in stored] == [1, 2]
-        assert stored[1].recorded_by == "integrator"
-        assert stored[1].source == "api"
+    corrected = amend.sync_detailed(
+        "GEN-1",
+        appended.parsed.event_id,
+        client=integrator,
+        body=models.AmendmentCreate(
+            reason="transcription error",
+            replacement=models.CtcCountCreate(type_="ctc_count", occurred="2016-08-30", count=0),
+        ),
+    )
+    assert corrected.status_code == 201, corrected.content
+    ctc = get_ctc.sync_detailed("GEN-1", client=integrator)
+    assert [(d.count, d.positive) for d in ctc.parsed.draws] == [(0, False)]
+
+    history = get_history.sync_detailed("GEN-1", client=integrator)
+    assert history.status_code == 200, history.content
+    stored = history.parsed.events
+    assert [e.version for e in stored] == [1, 2, 3]
+    assert [e.type_ for e in stored] == ["patient_registered", "ctc_count", "event_amended"]
+    assert stored[1].recorded_by == "integrator"
+    assert stored[1].source == "api"
 
 
 def test_a_generated_client_sees_a_retry_as_a_replay(
-    generated_client: ModuleType,
-    sqlite_store: StoreConfig,
-    serve_process: Callable[[StoreConfig], str],
+    generated_client: ModuleType, integrator: Any
 ) -> None:
-    with OncoLedger(sqlite_store) as ledger:
-        token = ledger.tokens.create("integrator", "clinician")
-    url = serve_process(sqlite_store)
     models = _module(generated_client, "models")
     register = _module(generated_client, "api.patients.register_patient")
     body = models.PatientCreate(
         patient_id="GEN-2",
         occurred="2016",
         sex=models.PatientCreateSex.FEMALE,
-        event_id="0b7c6e0e-8c1d-4a53-9c43-6f3c2a1e9d10",
+        event_id=UUID("0b7c6e0e-8c1d-4a53-9c43-6f3c2a1e9d10"),
     )
-    with generated_client.AuthenticatedClient(base_url=url, token=token) as client:
-        first = register.sync_detailed(client=client, body=body)
-        again = register.sync_detailed(client=client, body=body)
+    first = register.sync_detailed(client=integrator, body=body)
+    again = register.sync_detailed(client=integrator, body=body)
     assert (first.status_code, again.status_code) == (201, 201)
     assert (first.headers["Idempotent-Replay"], again.headers["Idempotent-Replay"]) == (
         "false",
