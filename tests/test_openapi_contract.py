@@ -335,3 +335,23 @@ def test_docs_ui_renders_in_chromium_without_the_internet(
             browser.close()
     assert outside == []
     assert httpx.get(f"{url}/schema-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_only_the_ctc_view_takes_a_rule(tmp_path: Path) -> None:
+    config = StoreConfig(sqlite_path=str(tmp_path / "ledger.db"))
+    with OncoLedger(config) as ledger:
+        token = ledger.tokens.create("nurse", "clinician")
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(config)) as client:
+        registered = client.post(
+            "/api/v1/patients",
+            json={"patient_id": "R1", "sex": "female", "occurred": "2016"},
+            headers=auth,
+        )
+        assert registered.status_code == 201, registered.text
+        assert client.get("/api/v1/patients/R1/ctc?rule=ge3", headers=auth).status_code == 200
+        for view in ("timeline", "stage", "response", "survival"):
+            refused = client.get(f"/api/v1/patients/R1/{view}?rule=ge3", headers=auth)
+            assert refused.status_code == 400, (view, refused.text)
+            assert "rule" in refused.text, view
+            assert client.get(f"/api/v1/patients/R1/{view}", headers=auth).status_code == 200
