@@ -19,7 +19,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
@@ -27,6 +26,7 @@ from litestar.static_files import create_static_files_router
 from api.audit import AuditController
 from api.charts import CHART_ROUTES
 from api.cohort import CohortController
+from api.docs_ui import docs_assets, docs_ui
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
 from api.feed import FeedController
@@ -146,6 +146,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             create_static_files_router(
                 path="/static", directories=[STATIC], include_in_schema=False
             ),
+            docs_assets(),
         ],
         lifespan=[open_ledger],
         dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},
@@ -157,7 +158,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             version=_version(),
             description=DESCRIPTION,
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin()],
+            render_plugins=[docs_ui()],
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(

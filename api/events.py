@@ -1,13 +1,15 @@
 """`/api/v1/patients/{id}/events`: append (one, or a batch atomically), history, corrections.
 
 An append answers 201 with the receipt. The same `event_id` sent again with the same body is a
-safe retry: nothing is stored and the original receipt comes back with 200 (with another body:
-409). `If-Match: "<version>"` makes the append conditional on the stream's version (412).
+safe retry: nothing is stored and the original receipt comes back, again with 201 and with
+`Idempotent-Replay: true` (with another body: 409). `If-Match: "<version>"` makes the append
+conditional on the stream's version (412).
 """
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
@@ -26,17 +28,19 @@ from api.params import (
     expected_version,
     utc,
 )
-from api.reads import patient_read, read_headers
+from api.reads import patient_read, read_headers, replay_header, replay_headers
 from api.schemas import (
     Amendment,
+    AmendmentCreate,
     EventBatch,
+    EventBatchCreate,
+    EventRequest,
     PatientHistory,
     Receipt,
     Receipts,
     Retraction,
     decode,
 )
-from domain import events as ev
 from domain.ledger import Receipt as LedgerReceipt
 from projections.root import OncoLedger
 from projections.tokens import Principal
@@ -49,11 +53,31 @@ _APPEND_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 50
 def _receipt(receipt: LedgerReceipt) -> Response[Receipt]:
     # A retry of a stored event_id answers exactly as the first time did (201, same receipt);
     # the header tells a client that wants to know that nothing new was stored.
-    return Response(Receipt.of(receipt), status_code=201, headers=_replay_header([receipt]))
+    return Response(Receipt.of(receipt), status_code=201, headers=replay_header([receipt]))
 
 
-def _replay_header(receipts: list[LedgerReceipt]) -> dict[str, str]:
-    return {"Idempotent-Replay": "false" if any(r.created for r in receipts) else "true"}
+def _correct(
+    ledger: OncoLedger,
+    request: Request[Any, Principal, Any],
+    patient_id: str,
+    target: UUID,
+    correction: Amendment | Retraction,
+    if_match: str | None,
+) -> Response[Receipt]:
+    """The one path of both corrections: who, from where, which retry id, on which version;
+    an amendment also carries its replacement."""
+    common: dict[str, Any] = {
+        "reason": correction.reason,
+        "actor": request.auth.name,
+        "source": SOURCE,
+        "event_id": correction.event_id,
+        "expected_version": expected_version(if_match),
+    }
+    if isinstance(correction, Amendment):
+        receipt = ledger.amend(patient_id, target, correction.replacement, **common)
+    else:
+        receipt = ledger.retract(patient_id, target, **common)
+    return _receipt(receipt)
 
 
 class EventController(Controller):
@@ -72,13 +96,14 @@ class EventController(Controller):
         sync_to_thread=True,
         guards=[requires("write")],
         responses=_APPEND_ERRORS,
+        response_headers=replay_headers(),
     )
     def append(
         self,
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
-        data: JSONBody[SkipValidation[ev.AnyEvent]],
+        data: JSONBody[SkipValidation[EventRequest]],
         if_match: IfMatch = None,
     ) -> Response[Receipt]:
         (receipt,) = ledger.append(
@@ -99,16 +124,15 @@ class EventController(Controller):
         status_code=201,
         sync_to_thread=True,
         guards=[requires("write")],
-        responses={
-            **_APPEND_ERRORS,
-        },
+        responses=_APPEND_ERRORS,
+        response_headers=replay_headers(),
     )
     def append_batch(
         self,
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
-        data: JSONBody[SkipValidation[EventBatch]],
+        data: JSONBody[SkipValidation[EventBatchCreate]],
         if_match: IfMatch = None,
     ) -> Response[Receipts]:
         batch = decode(data, EventBatch)
@@ -122,7 +146,7 @@ class EventController(Controller):
         return Response(
             Receipts(receipts=[Receipt.of(r) for r in receipts]),
             status_code=201,
-            headers=_replay_header(receipts),
+            headers=replay_header(receipts),
         )
 
     @get(
@@ -163,6 +187,7 @@ class EventController(Controller):
         sync_to_thread=True,
         guards=[requires("write")],
         responses=_APPEND_ERRORS,
+        response_headers=replay_headers(),
     )
     def amend(
         self,
@@ -170,21 +195,10 @@ class EventController(Controller):
         ledger: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         event_id: EventIdPath,
-        data: JSONBody[SkipValidation[Amendment]],
+        data: JSONBody[SkipValidation[AmendmentCreate]],
         if_match: IfMatch = None,
     ) -> Response[Receipt]:
-        body = decode(data, Amendment)
-        receipt = ledger.amend(
-            patient_id,
-            event_id,
-            body.replacement,
-            reason=body.reason,
-            actor=request.auth.name,
-            source=SOURCE,
-            event_id=body.event_id,
-            expected_version=expected_version(if_match),
-        )
-        return _receipt(receipt)
+        return _correct(ledger, request, patient_id, event_id, decode(data, Amendment), if_match)
 
     @post(
         path="/{event_id:str}/retractions",
@@ -195,6 +209,7 @@ class EventController(Controller):
         sync_to_thread=True,
         guards=[requires("write")],
         responses=_APPEND_ERRORS,
+        response_headers=replay_headers(),
     )
     def retract(
         self,
@@ -205,14 +220,4 @@ class EventController(Controller):
         data: JSONBody[SkipValidation[Retraction]],
         if_match: IfMatch = None,
     ) -> Response[Receipt]:
-        body = decode(data, Retraction)
-        receipt = ledger.retract(
-            patient_id,
-            event_id,
-            reason=body.reason,
-            actor=request.auth.name,
-            source=SOURCE,
-            event_id=body.event_id,
-            expected_version=expected_version(if_match),
-        )
-        return _receipt(receipt)
+        return _correct(ledger, request, patient_id, event_id, decode(data, Retraction), if_match)

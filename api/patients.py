@@ -35,7 +35,7 @@ from api.cohort_filters import (
 )
 from api.errors import error_responses
 from api.params import IfNoneMatch, PatientIdPath, etag, not_modified
-from api.reads import log_read, read_headers, unchanged
+from api.reads import log_read, read_headers, replay_header, replay_headers, unchanged
 from api.schemas import Patient, PatientCreate, Receipt, decode
 from projections.readmodels import PatientPage
 from projections.root import OncoLedger
@@ -52,15 +52,19 @@ class PatientController(Controller):
         operation_id="registerPatient",
         summary="Register a patient",
         description="Records the `patient_registered` event that opens the patient's stream. "
-        "Sending the same `event_id` with the same body again returns the original receipt "
-        "with 200 and stores nothing.",
+        "Sending the same `event_id` with the same body again stores nothing and returns the "
+        "original receipt, again with 201 and `Idempotent-Replay: true`.",
         status_code=201,
         sync_to_thread=True,
         guards=[requires("write")],
         response_headers=[
             ResponseHeader(
-                name="Location", documentation_only=True, description="The patient's URL"
-            )
+                name="Location",
+                value="/api/v1/patients/P1",
+                documentation_only=True,
+                description="The patient's URL",
+            ),
+            *replay_headers(),
         ],
         responses={
             **error_responses(400, 401, 403, 409, 413, 415, 422, 507),
@@ -81,7 +85,7 @@ class PatientController(Controller):
             status_code=201,
             headers={
                 "Location": f"{self.path}/{body.patient_id}",
-                "Idempotent-Replay": "false" if receipt.created else "true",
+                **replay_header([receipt]),
             },
         )
 

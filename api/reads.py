@@ -2,26 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
 
 from api.params import etag, not_modified
+from domain.ledger import Receipt
 from projections.root import OncoLedger
 from projections.tokens import Principal
 
 _NO_SHARED_CACHE = "private, no-cache"
 
 
+# A documented header's `value` is what gives it a schema (`type: string`) in the document.
 def read_headers() -> list[ResponseHeader]:
     return [
         ResponseHeader(
             name="ETag",
+            value='"7"',
             documentation_only=True,
             description='The stream version, e.g. `"7"`: send it as If-Match when appending, '
             "or as If-None-Match to read again only if something changed",
+        ),
+        ResponseHeader(
+            name="Cache-Control",
+            value=_NO_SHARED_CACHE,
+            documentation_only=True,
+            description="Clinical data: no shared cache keeps it, and a client revalidates",
+        ),
+    ]
+
+
+def replay_header(receipts: Sequence[Receipt]) -> dict[str, str]:
+    """A retry of stored event ids answers as the first time did (201, same receipts); this
+    header tells a client that wants to know whether anything new was stored."""
+    return {"Idempotent-Replay": "false" if any(r.created for r in receipts) else "true"}
+
+
+def replay_headers() -> list[ResponseHeader]:
+    return [
+        ResponseHeader(
+            name="Idempotent-Replay",
+            value="false",
+            documentation_only=True,
+            description="`true` when every `event_id` sent was already stored with the same body: "
+            "nothing new was stored and the original receipt is returned",
         )
     ]
 

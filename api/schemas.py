@@ -8,12 +8,13 @@ decoded strictly, like the CLI's, so `"count": "4"` is refused rather than coerc
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
 from msgspec import Meta, Struct
 
+from api.event_bodies import EventCreate, request_body
 from domain import events as ev
 from domain.errors import ValidationFailed
 from domain.integrity import ChainReport
@@ -69,6 +70,18 @@ class Retraction(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
         UUID | None,
         Meta(description="Id for the retraction itself: sending it again is a safe retry"),
     ] = None
+
+
+# What the request bodies look like in the OpenAPI document: no server-assigned field anywhere.
+# Handlers decode the raw body into the domain-typed Structs above.
+if TYPE_CHECKING:
+    EventRequest = ev.AnyEvent
+    EventBatchCreate = EventBatch
+    AmendmentCreate = Amendment
+else:
+    EventRequest = EventCreate
+    EventBatchCreate = request_body(EventBatch)
+    AmendmentCreate = request_body(Amendment)
 
 
 class Receipt(Struct, frozen=True, kw_only=True):

@@ -1,15 +1,19 @@
 """`/api/v1/patients/{id}/timeline|stage|ctc|response|survival`: the patient's read models.
 
 Current reads are the stored view's JSON bytes, sent as they are; with `as_of`, `upto` or a CTC
-rule other than the stored one, the view is derived from the stream as it was then.
+rule other than the stored one, the view is derived from the stream as it was then. The five
+handlers come from one definition, `_view_route`, and one table, `VIEWS`.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the handlers' annotations name the view's type from
+# the enclosing call, so they are evaluated where the handler is defined.
 
+import inspect
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Request, Response, Router, get
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 
 from api.auth import SECURITY, requires
@@ -29,79 +33,31 @@ _RESPONSES = {
     **error_responses(400, 401, 403, 404),
 }
 
+# (view, its type, summary, takes a CTC `rule`)
+VIEWS: tuple[tuple[str, type[Any], str, bool], ...] = (
+    ("timeline", TimelineView, "Events in clinical order with their correction status", False),
+    (
+        "stage",
+        StageView,
+        "Clinical stage (TNM, AJCC 8 stage group): current, at diagnosis, history, trend",
+        False,
+    ),
+    ("ctc", CtcView, "CTC draws per 7.5 mL, trend, clearance and concordance with the stage", True),
+    ("response", ResponseView, "Target lesions and RECIST 1.1 style response categories", False),
+    (
+        "survival",
+        SurvivalView,
+        "Overall survival from diagnosis: status, days, months, censoring",
+        False,
+    ),
+)
 
-def _view(
-    ledger: OncoLedger,
-    request: Request[Any, Principal, Any],
-    patient_id: str,
-    view: str,
-    if_none_match: str | None,
-    **query: Any,
-) -> Response[Any]:
-    if query.get("as_of") is not None:
-        query["as_of"] = utc(query["as_of"])
-    return patient_read(
-        ledger,
-        request,
-        patient_id,
-        view,
-        if_none_match,
-        lambda: ledger.read_json(patient_id, view, **query),
-    )
 
+def _view_route(view: str, model: type[Any], summary: str, with_rule: bool) -> HTTPRouteHandler:
+    """The GET handler of one read model. Only the CTC view declares `rule` (the others leave it
+    out of their signature: an undeclared query parameter is refused, 400)."""
 
-class ViewController(Controller):
-    path = "/api/v1/patients/{patient_id:str}"
-    tags = ("projections",)
-    security = SECURITY
-    guards = [requires("read")]
-    response_headers = read_headers()
-
-    @get(
-        path="/timeline",
-        operation_id="getTimeline",
-        summary="Events in clinical order with their correction status",
-        sync_to_thread=True,
-        responses=_RESPONSES,
-    )
-    def timeline(
-        self,
-        request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        patient_id: PatientIdPath,
-        as_of: AsOf = None,
-        upto: Upto = None,
-        if_none_match: IfNoneMatch = None,
-    ) -> Response[TimelineView]:
-        return _view(ledger, request, patient_id, "timeline", if_none_match, as_of=as_of, upto=upto)
-
-    @get(
-        path="/stage",
-        operation_id="getStage",
-        summary="Clinical stage (TNM, AJCC 8 stage group): current, at diagnosis, history, trend",
-        sync_to_thread=True,
-        responses=_RESPONSES,
-    )
-    def stage(
-        self,
-        request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        patient_id: PatientIdPath,
-        as_of: AsOf = None,
-        upto: Upto = None,
-        if_none_match: IfNoneMatch = None,
-    ) -> Response[StageView]:
-        return _view(ledger, request, patient_id, "stage", if_none_match, as_of=as_of, upto=upto)
-
-    @get(
-        path="/ctc",
-        operation_id="getCtc",
-        summary="CTC draws per 7.5 mL, trend, clearance and concordance with the stage",
-        sync_to_thread=True,
-        responses=_RESPONSES,
-    )
-    def ctc(
-        self,
+    def read(
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
@@ -109,43 +65,40 @@ class ViewController(Controller):
         upto: Upto = None,
         rule: Rule = None,
         if_none_match: IfNoneMatch = None,
-    ) -> Response[CtcView]:
-        return _view(
-            ledger, request, patient_id, "ctc", if_none_match, as_of=as_of, upto=upto, rule=rule
+    ) -> Response[model]:  # type: ignore[valid-type]
+        query: dict[str, Any] = {"as_of": utc(as_of), "upto": upto}
+        if with_rule:
+            query["rule"] = rule
+        return patient_read(
+            ledger,
+            request,
+            patient_id,
+            view,
+            if_none_match,
+            lambda: ledger.read_json(patient_id, view, **query),
         )
 
-    @get(
-        path="/response",
-        operation_id="getResponse",
-        summary="Target lesions and RECIST 1.1 style response categories",
+    if not with_rule:
+        signature = inspect.signature(read)
+        read.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[p for p in signature.parameters.values() if p.name != "rule"]
+        )
+    read.__name__ = read.__qualname__ = f"get_{view}"
+    return get(
+        path=f"/{view}",
+        name=f"view-{view}",
+        operation_id=f"get{view.capitalize()}",
+        summary=summary,
         sync_to_thread=True,
         responses=_RESPONSES,
-    )
-    def response(
-        self,
-        request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        patient_id: PatientIdPath,
-        as_of: AsOf = None,
-        upto: Upto = None,
-        if_none_match: IfNoneMatch = None,
-    ) -> Response[ResponseView]:
-        return _view(ledger, request, patient_id, "response", if_none_match, as_of=as_of, upto=upto)
+    )(read)
 
-    @get(
-        path="/survival",
-        operation_id="getSurvival",
-        summary="Overall survival from diagnosis: status, days, months, censoring",
-        sync_to_thread=True,
-        responses=_RESPONSES,
-    )
-    def survival(
-        self,
-        request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        patient_id: PatientIdPath,
-        as_of: AsOf = None,
-        upto: Upto = None,
-        if_none_match: IfNoneMatch = None,
-    ) -> Response[SurvivalView]:
-        return _view(ledger, request, patient_id, "survival", if_none_match, as_of=as_of, upto=upto)
+
+ViewController = Router(
+    path="/api/v1/patients/{patient_id:str}",
+    tags=["projections"],
+    security=SECURITY,
+    guards=[requires("read")],
+    response_headers=read_headers(),
+    route_handlers=[_view_route(*spec) for spec in VIEWS],
+)

@@ -151,14 +151,21 @@ def test_openapi_document_describes_every_route(sqlite_api: Api) -> None:
         if path.startswith(V1):
             assert op["security"] == [{"BearerToken": []}], path
             assert "401" in op["responses"] and "403" in op["responses"], path
-    # The single-event body is the tagged union: every event type, with its fields and limits.
+    # The single-event body is the tagged union: every event type, with its fields and limits,
+    # in its request form (issue 10: without the server-assigned fields).
     body = document["paths"][f"{V1}/patients/{{patient_id}}/events"]["post"]["requestBody"]
     refs = {
         s["$ref"].rsplit("/", 1)[1] for s in body["content"]["application/json"]["schema"]["oneOf"]
     }
-    assert {"PatientRegistered", "CtcCount", "Staging", "EventAmended", "EventRetracted"} <= refs
+    assert {
+        "PatientRegisteredCreate",
+        "CtcCountCreate",
+        "StagingCreate",
+        "EventAmendedCreate",
+        "EventRetractedCreate",
+    } <= refs
     assert len(refs) == 15
-    count = document["components"]["schemas"]["CtcCount"]["properties"]["count"]
+    count = document["components"]["schemas"]["CtcCountCreate"]["properties"]["count"]
     assert count["minimum"] == 0
     assert sqlite_api.client.get("/schema").status_code == 200
 
