@@ -105,7 +105,7 @@ class Cli:
             "ONCOLEDGER_DATABASE_SCHEMA": config.schema,
             "ONCOLEDGER_ACTOR": actor,
             "ONCOLEDGER_CTC_RULE": None,
-            "ONCOLEDGER_CIPHER_KEY": None,
+            "ONCOLEDGER_CIPHER_KEY": config.cipher_key,
         }
 
     def __call__(
