@@ -28,7 +28,7 @@ test: $(STAMP)
 
 ## docs/patient-page.png again, from the browser tests (needs /usr/bin/chromium).
 screenshot: $(STAMP)
-	ONCOLEDGER_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_browser.py
+	ONCOLEDGER_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/adapters/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,9 @@
-"""Store fixtures: every scenario runs on SQLite, and on PostgreSQL when CI provides one."""
+"""Shared fixtures. Stores: every scenario runs on SQLite, and on PostgreSQL when CI provides one;
+over a store, the one Api and the one Cli helper (tests/helpers.py).
+
+The suite is split by kind: unit/ (pure, no database), integration/ (through the service root,
+SQLite and PostgreSQL), adapters/ (REST through Litestar's test client or a served process, the
+CLI through CliRunner, pages, browser)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from helpers import Api, Cli, start_api
 
 from domain.ledger import StoreConfig
 
@@ -107,3 +113,28 @@ def serve_process() -> Iterator[Callable[[StoreConfig], str]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+# -- the adapters' helpers over a store (tests/helpers.py) ----------------------------------------
+
+
+@pytest.fixture
+def api(store: StoreConfig) -> Iterator[Api]:
+    """The REST API over a fresh store, with one token per role."""
+    yield from start_api(store)
+
+
+@pytest.fixture
+def sqlite_api(sqlite_store: StoreConfig) -> Iterator[Api]:
+    yield from start_api(sqlite_store)
+
+
+@pytest.fixture
+def run(store: StoreConfig) -> Cli:
+    """`oncoledger` over a fresh store, as nurse.a."""
+    return Cli(store)
+
+
+@pytest.fixture
+def sqlite_run(sqlite_store: StoreConfig) -> Cli:
+    return Cli(sqlite_store)

@@ -17,11 +17,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
-from litestar import Litestar
-from litestar.testing import TestClient
+from click.testing import CliRunner
+from helpers import V1, Api, Cli, start_api
 
-from api.app import create_app
 from cli.main import cli
 from domain.errors import ValidationFailed
 from domain.ledger import StoreConfig
@@ -33,31 +31,9 @@ DEEP = b"[" * 10_000 + b"]" * 10_000
 NUL = "oops\u0000"
 
 
-class Cli:
-    def __init__(self, store: StoreConfig) -> None:
-        self.store = store
-        self.env = {
-            "ONCOLEDGER_DATABASE_URL": store.database_url,
-            "ONCOLEDGER_DATABASE_SCHEMA": store.schema,
-            "ONCOLEDGER_ACTOR": "dm",
-            "ONCOLEDGER_CIPHER_KEY": None,
-        }
-
-    def __call__(self, *args: str, input: bytes | str | None = None) -> Result:
-        db = self.store.sqlite_path or "unused.db"
-        return CliRunner().invoke(cli, ["--db", db, *args], input=input, env=self.env)
-
-    def stored(self) -> int:
-        with OncoLedger(self.store) as system:
-            return sum(1 for _ in system.ledger.scan())
-
-    def behind(self) -> int:
-        return int(json.loads(self("projections", "status", "--json").stdout)["behind"])
-
-
 @pytest.fixture
 def run(store: StoreConfig) -> Cli:
-    return Cli(store)
+    return Cli(store, actor="dm", expect=None)
 
 
 # -- case 2: text either store cannot hold, wherever it is in the body ----------------------------
@@ -192,26 +168,9 @@ def test_import_takes_an_exports_events_and_reports_the_server_fields(
 # -- case 4: REST ---------------------------------------------------------------------------------
 
 
-class Api:
-    def __init__(self, client: TestClient[Litestar]) -> None:
-        self.client = client
-        self.system: OncoLedger = client.app.state.ledger
-        self.headers = {
-            "Authorization": f"Bearer {self.system.tokens.create('adm', 'admin')}",
-            "Content-Type": "application/json",
-        }
-
-    def post(self, url: str, content: bytes) -> Any:
-        return self.client.post(f"/api/v1{url}", content=content, headers=self.headers)
-
-    def get(self, url: str) -> Any:
-        return self.client.get(f"/api/v1{url}", headers=self.headers)
-
-
 @pytest.fixture
 def api(store: StoreConfig) -> Iterator[Api]:
-    with TestClient(create_app(store), raise_server_exceptions=False) as client:
-        api = Api(client)
+    for api in start_api(store, base=V1, raise_server_exceptions=False):
         body = {"patient_id": "P1", **REG}
         body.pop("type")
         assert api.post("/patients", json.dumps(body).encode()).status_code == 201
@@ -248,7 +207,7 @@ def test_rest_refuses_bad_bodies_on_every_write_route(api: Api) -> None:
     batch = json.dumps({"events": [CTC, CTC | {"note": NUL}]}).encode()
     refused_400(api.post("/patients/P1/events/batch", batch), "events[1].note")
     # nothing was stored, and the ledger goes on
-    assert api.system.version("P1") == 2
+    assert api.ledger.version("P1") == 2
     assert api.post("/patients/P1/events", json.dumps(CTC).encode()).status_code == 201
     assert api.get("/patients/P1/ctc").status_code == 200
 
@@ -313,7 +272,7 @@ def test_a_500_is_logged_with_its_traceback_and_a_correlation_id(
     def broken(**_: Any) -> Any:
         raise RuntimeError("the disk controller caught fire")
 
-    monkeypatch.setattr(api.system, "patients", broken)
+    monkeypatch.setattr(api.ledger, "patients", broken)
     with caplog.at_level(logging.ERROR, logger="oncoledger.api"):
         response = api.get("/patients")
     assert response.status_code == 500
@@ -388,4 +347,4 @@ def test_text_that_only_looks_like_an_escaped_nul_is_stored(api: Api) -> None:
     body = json.dumps(CTC | {"note": "path C:\\u0000 typed literally"}).encode()
     response = api.post("/patients/P1/events", body)
     assert response.status_code == 201, response.text
-    assert api.system.history("P1")[-1].note == "path C:\\u0000 typed literally"
+    assert api.ledger.history("P1")[-1].note == "path C:\\u0000 typed literally"

@@ -11,49 +11,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from helpers import Cli
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from api.app import create_app
-from cli.main import cli
 from domain.demo.cohort import synthetic_patient
 from domain.ledger import StoreConfig
 from projections.root import OncoLedger
-
-
-class Cli:
-    def __init__(self, config: StoreConfig) -> None:
-        self.config = config
-        self.env: dict[str, str | None] = {
-            "ONCOLEDGER_DATABASE_URL": config.database_url,
-            "ONCOLEDGER_DATABASE_SCHEMA": config.schema,
-            "ONCOLEDGER_ACTOR": "researcher.r",
-            "ONCOLEDGER_CTC_RULE": None,
-        }
-
-    def __call__(self, *args: str, code: int = 0) -> Result:
-        result = CliRunner().invoke(
-            cli, ["--db", self.config.sqlite_path or "unused.db", *args], env=self.env
-        )
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json").stdout)
 
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> StoreConfig:
     """One SQLite ledger with the demo patients and 120 synthetic ones, shared (read only)."""
     config = StoreConfig(sqlite_path=str(tmp_path_factory.mktemp("db") / "ledger.db"))
-    Cli(config)("demo", "--cohort", "120", "--quiet")
+    Cli(config, actor="researcher.r")("demo", "--cohort", "120", "--quiet")
     return config
 
 
 @pytest.fixture
 def run(demo_store: StoreConfig) -> Cli:
-    return Cli(demo_store)
+    return Cli(demo_store, actor="researcher.r")
 
 
 def test_demo_cohort_is_synthetic_reproducible_and_varied(
@@ -148,7 +126,7 @@ def test_a_filter_that_leaves_no_patient_is_a_marked_empty_result(run: Cli) -> N
 
 
 def test_no_ledger_at_the_path_is_not_found(tmp_path: Path) -> None:
-    missing = Cli(StoreConfig(sqlite_path=str(tmp_path / "none.db")))
+    missing = Cli(StoreConfig(sqlite_path=str(tmp_path / "none.db")), actor="researcher.r")
     result = missing("cohort", "survival", "--by", "ctc_trend", code=3)
     assert "no ledger at" in result.stderr and not (tmp_path / "none.db").exists()
 

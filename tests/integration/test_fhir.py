@@ -16,13 +16,12 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from click.testing import CliRunner
 from fhir.resources.R4B.bundle import Bundle
+from helpers import Cli
 from litestar.testing import TestClient
 from pydantic import ValidationError
 
 from api.app import create_app
-from cli.main import cli
 from domain.demo import CASE_REPORT_PATIENT, demo_patients
 from domain.errors import NotFound
 from domain.ledger import StoreConfig
@@ -553,13 +552,7 @@ def test_a_broken_resource_fails_validation(case_report: dict[str, Any], break_i
 
 
 def _cli(store: StoreConfig, *args: str) -> Any:
-    env = {
-        "ONCOLEDGER_DATABASE_URL": store.database_url,
-        "ONCOLEDGER_DATABASE_SCHEMA": store.schema,
-        "ONCOLEDGER_ACTOR": "nurse.a",
-        "ONCOLEDGER_CIPHER_KEY": None,
-    }
-    return CliRunner().invoke(cli, ["--db", store.sqlite_path or "unused.db", *args], env=env)
+    return Cli(store, expect=None)(*args)
 
 
 def test_cli_fhir_export(store: StoreConfig) -> None:

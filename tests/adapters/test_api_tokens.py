@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from helpers import Cli
 
 from cli import serve as serve_module
-from cli.main import cli
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from domain.ledger import StoreConfig
 from projections.root import OncoLedger
@@ -94,26 +93,6 @@ def test_roles_follow_spec_section_8() -> None:
 
 
 # -- the command line ---------------------------------------------------------------------------
-
-
-class Cli:
-    def __init__(self, config: StoreConfig) -> None:
-        self.config = config
-        self.env = {
-            "ONCOLEDGER_DATABASE_URL": config.database_url,
-            "ONCOLEDGER_DATABASE_SCHEMA": config.schema,
-        }
-
-    def __call__(self, *args: str, code: int = 0) -> Result:
-        db = self.config.sqlite_path or "unused.db"
-        result = CliRunner().invoke(cli, ["--db", db, *args], env=self.env)
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        return result
-
-
-@pytest.fixture
-def run(store: StoreConfig) -> Cli:
-    return Cli(store)
 
 
 def test_token_commands(run: Cli, store: StoreConfig) -> None:

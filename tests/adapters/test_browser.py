@@ -35,7 +35,7 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "patient-page.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "patient-page.png"
 CASE = "CR-ESCC-001"
 
 if not Path(CHROMIUM).exists():

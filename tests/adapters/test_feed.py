@@ -329,7 +329,7 @@ def live_server(store: StoreConfig) -> Iterator[tuple[str, dict[str, str]]]:
             "warning",
         ],
         env=_store_env(store),
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     base = f"http://127.0.0.1:{port}"
     try:

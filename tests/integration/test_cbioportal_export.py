@@ -35,7 +35,7 @@ from domain.ledger import StoreConfig
 from projections.cbioportal import export_study
 from projections.root import OncoLedger
 
-DEMO = Path(__file__).resolve().parent.parent / "domain" / "demo"
+DEMO = Path(__file__).resolve().parents[2] / "domain" / "demo"
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _DATATYPES = {"STRING", "NUMBER", "BOOLEAN"}
 _NULL = {"NA", ""}

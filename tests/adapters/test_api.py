@@ -7,108 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import TestClient
+from helpers import V1, Api, assert_error, ctc, diagnosis, staging
 
-from api.app import MAX_BODY_BYTES, create_app
-from domain.ledger import StoreConfig
-from projections.root import OncoLedger
-
-ROLES = ("reader", "clinician", "auditor", "admin")
-V1 = "/api/v1"
-
-
-@dataclass
-class Api:
-    """A running application, its store, and a bearer token per role."""
-
-    client: TestClient[Litestar]
-    tokens: dict[str, str]
-
-    @property
-    def ledger(self) -> OncoLedger:
-        ledger: OncoLedger = self.client.app.state.ledger
-        return ledger
-
-    def auth(self, role: str = "admin") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-    def get(self, url: str, role: str = "admin", **kwargs: Any) -> httpx.Response:
-        headers = {**self.auth(role), **kwargs.pop("headers", {})}
-        return self.client.get(url, headers=headers, **kwargs)
-
-    def post(
-        self, url: str, body: Any = None, role: str = "admin", **kwargs: Any
-    ) -> httpx.Response:
-        headers = {**self.auth(role), **kwargs.pop("headers", {})}
-        if body is not None:
-            kwargs["json"] = body
-        return self.client.post(url, headers=headers, **kwargs)
-
-    def register(self, patient_id: str = "P1", **fields: Any) -> httpx.Response:
-        body = {"patient_id": patient_id, "sex": "male", "birth_year": 1940}
-        body |= {"occurred": "2016-04-26"} | fields
-        response = self.post(f"{V1}/patients", body)
-        assert response.status_code == 201, response.text
-        return response
-
-    def append(self, patient_id: str, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
-        return self.post(f"{V1}/patients/{patient_id}/events", body, **kwargs)
-
-    def version(self, patient_id: str) -> int:
-        return self.ledger.version(patient_id)
-
-
-def start_api(config: StoreConfig) -> Iterator[Api]:
-    with TestClient(create_app(config)) as client:
-        ledger: OncoLedger = client.app.state.ledger
-        tokens = {role: ledger.tokens.create(f"{role}-1", role) for role in ROLES}
-        yield Api(client, tokens)
-
-
-@pytest.fixture
-def api(store: StoreConfig) -> Iterator[Api]:
-    yield from start_api(store)
-
-
-@pytest.fixture
-def sqlite_api(sqlite_store: StoreConfig) -> Iterator[Api]:
-    yield from start_api(sqlite_store)
-
-
-def ctc(occurred: str, count: int, **fields: Any) -> dict[str, Any]:
-    return {"type": "ctc_count", "occurred": occurred, "count": count} | fields
-
-
-def diagnosis() -> dict[str, Any]:
-    return {
-        "type": "diagnosis_confirmed",
-        "occurred": "2016-05-17",
-        "histology": "squamous_cell_carcinoma",
-    }
-
-
-def staging(occurred: str = "2016-05-31") -> dict[str, Any]:
-    return {"type": "staging", "occurred": occurred, "t": "T4", "n": "N2", "m": "M1"}
-
-
-def assert_error(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
-    """An error response: the status, Litestar's JSON shape, and a detail naming `words`."""
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["status_code"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
-    for word in words:
-        assert word in body["detail"], body["detail"]
-    return body
-
+from api.app import MAX_BODY_BYTES
 
 # -- service routes -----------------------------------------------------------------------------
 

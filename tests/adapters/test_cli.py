@@ -13,52 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from helpers import Cli
 
-from cli.main import cli
 from cli.record import BODY_OPTIONS, CLINICAL_TYPES, ENVELOPE_FIELDS
 from domain import events as ev
 from domain.demo import CASE_REPORT_PATIENT, demo_patients
-from domain.ledger import StoreConfig
-
-
-class Cli:
-    """Runs `oncoledger` against one store, as a user would type it."""
-
-    def __init__(self, config: StoreConfig) -> None:
-        self.config = config
-        self.runner = CliRunner()
-        self.env: dict[str, str | None] = {
-            "ONCOLEDGER_DATABASE_URL": config.database_url,
-            "ONCOLEDGER_DATABASE_SCHEMA": config.schema,
-            "ONCOLEDGER_ACTOR": "nurse.a",
-            "ONCOLEDGER_CTC_RULE": None,
-            "ONCOLEDGER_CIPHER_KEY": None,
-        }
-
-    def __call__(self, *args: str, input: str | None = None, code: int | None = 0) -> Result:
-        result = self.runner.invoke(
-            cli, ["--db", self.config.sqlite_path or "unused.db", *args], input=input, env=self.env
-        )
-        if code is not None:
-            assert result.exit_code == code, (
-                f"exit {result.exit_code} != {code}\nstdout: {result.stdout}\n"
-                f"stderr: {result.stderr}\n{result.exception!r}"
-            )
-        return result
-
-    def json(self, *args: str, input: str | None = None) -> Any:
-        return json.loads(self(*args, "--json", input=input).stdout)
-
-
-@pytest.fixture
-def run(store: StoreConfig) -> Cli:
-    return Cli(store)
-
-
-@pytest.fixture
-def sqlite_run(sqlite_store: StoreConfig) -> Cli:
-    return Cli(sqlite_store)
 
 
 def register(run: Cli, patient_id: str = "P1", *extra: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_api import V1, Api, assert_error, ctc, diagnosis, staging, start_api
+from helpers import V1, Api, assert_error, ctc, diagnosis, staging, start_api
 
 from domain.ledger import StoreConfig
 from projections.root import OncoLedger

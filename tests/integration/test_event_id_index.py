@@ -16,11 +16,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner
+from helpers import Cli
 from litestar.testing import TestClient
 
 from api.app import create_app
-from cli.main import cli
 from domain.errors import Conflict
 from domain.ledger import Ledger, StoreConfig, decode_entry
 from projections.root import OncoLedger
@@ -34,14 +33,7 @@ def ctc(**fields: Any) -> dict[str, Any]:
 
 
 def invoke(store: StoreConfig, *args: str, input: str | None = None) -> Any:
-    env = {
-        "ONCOLEDGER_DATABASE_URL": store.database_url,
-        "ONCOLEDGER_DATABASE_SCHEMA": store.schema,
-        "ONCOLEDGER_ACTOR": "dm",
-        "ONCOLEDGER_CIPHER_KEY": store.cipher_key,
-    }
-    db = store.sqlite_path or "unused.db"
-    return CliRunner().invoke(cli, ["--db", db, *args], input=input, env=env)
+    return Cli(store, actor="dm", expect=None)(*args, input=input)
 
 
 def stored_count(store: StoreConfig) -> int:

@@ -71,7 +71,7 @@ def test_serve_after_a_killed_import_counts_every_stored_patient(
     _import_file(lines)
     importer = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "import", str(lines)],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         env=_env(store),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
