@@ -37,9 +37,8 @@ from api.schemas import (
     decode,
 )
 from domain import events as ev
-from domain.ledger import Receipt as LedgerReceipt
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import OncoLedger, Principal
+from projections.root import Receipt as LedgerReceipt
 
 SOURCE = "api"
 

@@ -9,8 +9,7 @@ from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
 
 from api.params import etag, not_modified
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import OncoLedger, Principal
 
 _NO_SHARED_CACHE = "private, no-cache"
 

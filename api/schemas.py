@@ -17,8 +17,8 @@ from msgspec import Meta, Struct
 from domain import events as ev
 from domain.errors import ValidationFailed
 from domain.integrity import ChainReport
-from domain.ledger import Receipt as LedgerReceipt
 from projections.readmodels import PatientRow
+from projections.root import Receipt as LedgerReceipt
 
 MAX_BATCH = 1000
 

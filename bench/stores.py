@@ -21,7 +21,7 @@ import msgspec
 
 from bench import synth
 from bench.common import config, now
-from domain.ledger import Ledger, decode_entry
+from domain.ledger.application import Ledger, decode_entry
 from domain.patient import Patient
 
 GROUP = 100  # patients per save() transaction

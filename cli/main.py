@@ -33,9 +33,7 @@ from domain.demo import CASE_REPORT_PATIENT
 from domain.errors import ValidationFailed
 from domain.events import SERVER_FIELDS
 from domain.input_checks import check_storable, parse_json, strip_bom
-from domain.ledger import StoreConfig
-from projections.db import views_path
-from projections.root import OncoLedger
+from projections.root import OncoLedger, StoreConfig, views_path
 
 
 @click.group(

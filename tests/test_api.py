@@ -18,7 +18,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from api.app import MAX_BODY_BYTES, create_app
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 ROLES = ("reader", "clinician", "auditor", "admin")

@@ -14,9 +14,9 @@ from click.testing import CliRunner, Result
 from cli import serve as serve_module
 from cli.main import cli
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
+from domain.ledger.tokens import ALLOWED, ROLES, Principal, TokenStore, authorize
 from projections.root import OncoLedger
-from projections.tokens import ALLOWED, ROLES, Principal, TokenStore, authorize
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tamper import raw
 
 from cli.main import cli
 from domain.errors import ValidationFailed
-from domain.ledger import Ledger, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, StoreConfig, decode_entry
 from projections.root import OncoLedger
 
 REGISTER = {"sex": "female", "occurred": "2020-01-01"}

@@ -19,7 +19,7 @@ from cli.main import cli
 from cli.record import BODY_OPTIONS, CLINICAL_TYPES, ENVELOPE_FIELDS
 from domain import events as ev
 from domain.demo import CASE_REPORT_PATIENT, demo_patients
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 
 
 class Cli:

@@ -26,7 +26,7 @@ import pytest
 
 from domain import events as ev
 from domain.errors import Conflict, DomainError, StaleVersion
-from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, Receipt, StoreConfig, decode_entry
 
 ACTOR = "test-writer"
 P1 = "P1"

@@ -13,7 +13,7 @@ import pytest
 
 from domain.errors import NotFound
 from domain.integrity import Break
-from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, Receipt, StoreConfig, decode_entry
 
 ACTOR = "test-auditor"
 GENESIS = "0" * 64

@@ -23,7 +23,7 @@ from domain.errors import (
     StaleVersion,
     ValidationFailed,
 )
-from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, Receipt, StoreConfig, decode_entry
 
 ACTOR = "test-nurse"
 P1 = "P1"

@@ -24,7 +24,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from cli.main import cli
 from domain.errors import ValidationFailed
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 REG = {"type": "patient_registered", "occurred": "2020-01-01", "sex": "male"}

@@ -12,7 +12,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from domain.ledger import Ledger, decode_entry
+from domain.ledger.application import Ledger, decode_entry
 
 DEMO_FILES: tuple[str, ...] = (
     "case_report.jsonl",

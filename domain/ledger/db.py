@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 
 
 class Cursor(Protocol):

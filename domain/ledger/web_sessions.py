@@ -16,9 +16,9 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from domain.ledger import StoreConfig
-from projections.db import PostgresDb, SqliteDb, open_db
-from projections.tokens import Principal, TokenStore, check_role, key_id_of
+from domain.ledger.application import StoreConfig
+from domain.ledger.db import PostgresDb, SqliteDb, open_db
+from domain.ledger.tokens import Principal, TokenStore, check_role, key_id_of
 
 LIFETIME = timedelta(hours=12)  # one clinical shift; then sign in again
 SCHEMA = (

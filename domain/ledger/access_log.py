@@ -23,9 +23,9 @@ import msgspec
 from msgspec import Struct
 
 from domain.errors import ValidationFailed
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
+from domain.ledger.db import PostgresDb, SqliteDb, open_db
 from domain.patient import GENESIS_HASH, chain_hash
-from projections.db import PostgresDb, SqliteDb, open_db
 
 CHANNELS: tuple[str, ...] = ("api", "cli", "web")
 # What adapters name as `resource`; others are accepted (1-64 of a-z 0-9 . _ -).

@@ -38,12 +38,12 @@ from domain.errors import (
     StaleVersion,
     ValidationFailed,
 )
-from domain.event_index import EVENT_IDS, recorder_topic
 from domain.input_checks import check_storable, in_batch, may_hold_unstorable
 from domain.integrity import UNDECRYPTABLE, ChainReport, Digest, digest_heads, verify_entries
-from domain.mapper import LedgerMapper
+from domain.ledger.event_index import EVENT_IDS, recorder_topic
+from domain.ledger.mapper import LedgerMapper
+from domain.ledger.storage_faults import storage_fault
 from domain.patient import Patient, Recorded
-from domain.storage_faults import storage_fault
 
 MAX_ATTEMPTS = 200
 
