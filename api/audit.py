@@ -43,7 +43,7 @@ Until = Annotated[
     QueryParameter(description="At or before this instant (RFC 3339; without an offset, UTC)"),
 ]
 EventTypes = Annotated[
-    list[EventType] | None,
+    list[EventType] | None,  # type: ignore[valid-type]
     QueryParameter(description="Only events of these types (repeatable)"),
 ]
 Corrections = Annotated[

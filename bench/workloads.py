@@ -18,7 +18,8 @@ import msgspec
 
 from bench import stores, synth
 from bench.common import config, now, rss_kib
-from domain.ledger.application import Ledger, decode_entry
+from domain.codec import decode_entry
+from domain.ledger.application import Ledger
 from domain.ledger.db import views_path
 from projections.root import OncoLedger
 from projections.views import PATIENT_COLUMNS

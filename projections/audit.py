@@ -23,8 +23,9 @@ from msgspec import Struct
 
 from domain import events as ev
 from domain.errors import NotFound, ValidationFailed
+from domain.instants import instant, iso_utc
 from domain.integrity import ChainChecker, Digest, digest_heads
-from domain.ledger.access_log import AccessLog, instant, iso_utc
+from domain.ledger.access_log import AccessLog
 from domain.ledger.application import Ledger
 from domain.ledger.db import PostgresDb, SqliteDb
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from domain import events as ev
 from domain.dates import parse as parse_date
-from domain.ledger.access_log import iso_utc
+from domain.instants import iso_utc
 from domain.synthetic import is_synthetic
 from projections import readmodels
 from projections.ctc import compute_ctc

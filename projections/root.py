@@ -18,6 +18,7 @@ from uuid import UUID
 import msgspec
 
 from domain import events as ev
+from domain.codec import decode_entry
 from domain.errors import DomainError, NotFound, OutcomeUnknown, StorageFault, ValidationFailed
 from domain.export import ExportReport, export_patient, verify_export
 from domain.input_checks import in_batch, parse_json, strip_bom
@@ -27,7 +28,7 @@ from domain.integrity import ChainReport
 # service root and nothing below it (the import-linter contract in pyproject.toml checks it).
 from domain.ledger.access_log import MAX_LIMIT as ACCESS_MAX_LIMIT
 from domain.ledger.access_log import AccessLog, AccessLogReport, AccessPage
-from domain.ledger.application import Ledger, Receipt, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, Receipt, StoreConfig
 from domain.ledger.db import views_path as views_path
 from domain.ledger.key_check import check_cipher_key
 from domain.ledger.storage_faults import storage_fault

@@ -19,7 +19,7 @@ import msgspec
 
 from domain import events as ev
 from domain.errors import NotFound, ValidationFailed
-from domain.ledger.access_log import iso_utc
+from domain.instants import iso_utc
 from domain.ledger.application import Ledger, StoreConfig
 from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
 from domain.synthetic import SYNTHETIC_ID_PREFIXES

@@ -25,13 +25,6 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
-class Db(Protocol):
-    is_postgres: bool
-
-    def transaction(self, *, write: bool = False) -> Any: ...
-    def close(self) -> None: ...
-
-
 class SqliteDb:
     """One connection per thread on the views file beside the event store, in WAL mode."""
 
