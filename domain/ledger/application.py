@@ -315,6 +315,11 @@ class Ledger(Application[str]):
 
     # -- writing --------------------------------------------------------------------------------
 
+    def register(
+        self, patient_id: str, entry: ev.PatientRegistered, *, actor: str, source: str
+    ) -> Receipt:
+        return self.append(patient_id, [entry], actor=actor, source=source)[0]
+
     def append(
         self,
         patient_id: str,
