@@ -23,7 +23,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy domain projections
+	$(BIN)/mypy domain projections api cli
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ## docs/patient-page.png again, from the browser tests (needs /usr/bin/chromium).
@@ -33,7 +34,8 @@ screenshot: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy domain projections
+	$(BIN)/mypy domain projections api cli
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

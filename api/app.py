@@ -42,8 +42,7 @@ from api.views import ViewController
 from api.web_auth import SignInController
 from domain.errors import ValidationFailed
 from domain.input_checks import parse_json
-from domain.ledger import StoreConfig
-from projections.root import OncoLedger
+from projections.root import OncoLedger, StoreConfig
 
 MAX_BODY_BYTES = 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -21,12 +21,9 @@ from api.errors import error_responses
 from api.params import MAX_BIGINT, PATIENT_ID_PATTERN, PatientIdPath
 from api.reads import client_address, log_read
 from domain import events as ev
-from projections.access_log import MAX_LIMIT as ACCESS_MAX_LIMIT
-from projections.access_log import AccessPage
 from projections.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
 from projections.audit import AuditPage
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import ACCESS_MAX_LIMIT, AccessPage, OncoLedger, Principal
 
 # The event tags as one Literal, built from the registry (a type checker sees a plain `str`).
 if TYPE_CHECKING:

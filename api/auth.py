@@ -15,8 +15,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
 from domain.errors import Unauthorized
-from projections.root import OncoLedger
-from projections.tokens import Permission, authorize
+from projections.root import OncoLedger, Permission, authorize
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
 

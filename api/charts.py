@@ -18,8 +18,7 @@ from api.errors import error_responses
 from api.params import AsOf, IfNoneMatch, PatientIdPath, Rule, utc
 from api.reads import patient_read, read_headers
 from projections.figure import FORMATS, MEDIA_TYPES, Format
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import OncoLedger, Principal
 
 _DESCRIPTION = (
     "CTC counts per 7.5 mL (raw counts labelled, the positivity threshold of `rule` drawn), "

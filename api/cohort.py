@@ -37,8 +37,7 @@ from api.params import AsOf, Rule, utc
 from api.reads import log_read
 from projections.cohort_subjects import Grouping
 from projections.cohort_survival import SurvivalReport
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import OncoLedger, Principal
 
 Landmark = Annotated[
     float | None,

@@ -41,9 +41,8 @@ from api.schemas import (
     Retraction,
     decode,
 )
-from domain.ledger import Receipt as LedgerReceipt
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import OncoLedger, Principal
+from projections.root import Receipt as LedgerReceipt
 
 SOURCE = "api"
 

@@ -26,8 +26,7 @@ from api.params import MAX_BIGINT
 from api.reads import log_read
 from domain.errors import ValidationFailed
 from projections.feed import MAX_LIMIT, MAX_WAIT_SECONDS, FeedPage, check_wait
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import OncoLedger, Principal
 
 # A stream sends a comment line this often while idle, so proxies keep the connection open.
 KEEPALIVE_SECONDS = 15.0

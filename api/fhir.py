@@ -13,8 +13,7 @@ from api.errors import error_responses
 from api.params import AsOf, IfNoneMatch, PatientIdPath, Upto, utc
 from api.reads import patient_read, read_headers
 from projections.fhir import export_fhir
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import OncoLedger, Principal
 
 FHIR_JSON = "application/fhir+json"
 

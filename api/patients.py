@@ -38,8 +38,7 @@ from api.params import IfNoneMatch, PatientIdPath, etag, not_modified
 from api.reads import log_read, read_headers, replay_header, replay_headers, unchanged
 from api.schemas import Patient, PatientCreate, Receipt, decode
 from projections.readmodels import PatientPage
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import OncoLedger, Principal
 
 
 class PatientController(Controller):

@@ -9,9 +9,7 @@ from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
 
 from api.params import etag, not_modified
-from domain.ledger import Receipt
-from projections.root import OncoLedger
-from projections.tokens import Principal
+from projections.root import OncoLedger, Principal, Receipt
 
 _NO_SHARED_CACHE = "private, no-cache"
 

@@ -18,8 +18,8 @@ from api.event_bodies import EventCreate, request_body
 from domain import events as ev
 from domain.errors import ValidationFailed
 from domain.integrity import ChainReport
-from domain.ledger import Receipt as LedgerReceipt
 from projections.readmodels import PatientRow
+from projections.root import Receipt as LedgerReceipt
 
 MAX_BATCH = 1000
 

@@ -14,7 +14,7 @@ from litestar.types import ExceptionHandlersMap
 
 from api.errors import EXCEPTION_HANDLERS, error_response
 from api.schemas import ErrorBody
-from domain.storage_faults import storage_fault
+from projections.root import storage_fault
 
 log = logging.getLogger(__name__)
 

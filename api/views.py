@@ -22,11 +22,10 @@ from api.params import AsOf, IfNoneMatch, PatientIdPath, Rule, Upto, utc
 from api.reads import patient_read, read_headers
 from projections.ctc import CtcView
 from projections.response import ResponseView
-from projections.root import OncoLedger
+from projections.root import OncoLedger, Principal
 from projections.stage import StageView
 from projections.survival import SurvivalView
 from projections.timeline import TimelineView
-from projections.tokens import Principal
 
 _RESPONSES = {
     304: ResponseSpec(None, description="Unchanged since the ETag sent in If-None-Match"),

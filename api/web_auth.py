@@ -1,7 +1,7 @@
 """Sign-in for the browser pages: `GET/POST /login`, `POST /logout`, and the page guard.
 
 The token is typed once; the browser then holds only an HttpOnly, SameSite=Strict cookie naming
-a server-side session tied to that token (`projections.web_sessions`). `/api/v1` stays
+a server-side session tied to that token (`domain.ledger.web_sessions`). `/api/v1` stays
 bearer-only: the cookie is never accepted there.
 
 Forged cross-site POSTs (CSRF) are refused twice over. The cookie is SameSite=Strict, so a
@@ -29,9 +29,8 @@ from litestar.response import Redirect
 from api.html import PAGE_EXCEPTION_HANDLERS, SESSION_COOKIE, SignInRequired, page, safe_next
 from api.reads import log_read
 from domain.errors import Forbidden
-from projections.root import OncoLedger
-from projections.tokens import authorize
-from projections.web_sessions import LIFETIME, WebSession
+from projections.root import WEB_SESSION_LIFETIME as LIFETIME
+from projections.root import OncoLedger, WebSession, authorize
 
 _FORGED = "This form did not come from this server's own page, so nothing was done."
 

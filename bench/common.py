@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 
 
 def now() -> float:

@@ -21,7 +21,8 @@ import msgspec
 
 from bench import synth
 from bench.common import config, now
-from domain.ledger import Ledger, decode_entry
+from domain.codec import decode_entry
+from domain.ledger.application import Ledger
 from domain.patient import Patient
 
 GROUP = 100  # patients per save() transaction

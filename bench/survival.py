@@ -23,7 +23,7 @@ import msgspec
 from bench import stores
 from bench.common import config, max_rss_kib, median, now
 from bench.workloads import _repeat
-from projections.db import views_path
+from domain.ledger.db import views_path
 from projections.root import OncoLedger
 from projections.survival_subjects import COLUMNS as SURVIVAL_COLUMNS
 from projections.survival_subjects import TABLE as SURVIVAL_TABLE

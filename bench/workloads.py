@@ -18,8 +18,9 @@ import msgspec
 
 from bench import stores, synth
 from bench.common import config, now, rss_kib
-from domain.ledger import Ledger, decode_entry
-from projections.db import views_path
+from domain.codec import decode_entry
+from domain.ledger.application import Ledger
+from domain.ledger.db import views_path
 from projections.root import OncoLedger
 from projections.views import PATIENT_COLUMNS
 
@@ -52,7 +53,7 @@ def build_http_store(a: dict[str, Any]) -> Result:
 def _make_token(ol: OncoLedger) -> str | None:
     """A clinician token through the product's TokenStore, if the API's auth exists yet."""
     try:
-        from projections.tokens import TokenStore
+        from domain.ledger.tokens import TokenStore
     except ImportError:
         return None
     store = TokenStore.open(ol.config)

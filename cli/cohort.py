@@ -14,6 +14,7 @@ from cli.params import TIMESTAMP, json_option
 from cli.session import SOURCE, Session, pass_session
 from domain.demo.cohort import DEFAULT_SEED, cohort_ids
 from projections.cohort_subjects import GROUPINGS
+from projections.ctc import RULES
 from projections.root import OncoLedger
 
 if TYPE_CHECKING:  # lifelines loads only when the command runs
@@ -67,7 +68,7 @@ def cohort() -> None:
 @cohort_filters
 @click.option(
     "--rule",
-    type=click.Choice(("ge1", "ge3", "ge5")),
+    type=click.Choice(tuple(RULES)),
     help="CTC positivity rule for ctc_cleared [default: ge1, the stored views' rule].",
 )
 @click.option("--as-of", type=TIMESTAMP, help="As recorded up to this instant (slower).")

@@ -33,9 +33,8 @@ from domain.demo import CASE_REPORT_PATIENT
 from domain.errors import ValidationFailed
 from domain.events import SERVER_FIELDS
 from domain.input_checks import check_storable, parse_json, strip_bom
-from domain.ledger import StoreConfig
-from projections.db import views_path
-from projections.root import OncoLedger
+from projections.ctc import RULES as CTC_RULES
+from projections.root import OncoLedger, StoreConfig, views_path
 
 
 @click.group(
@@ -572,7 +571,7 @@ def _view_command(name: str) -> None:
     if name == "ctc":
         decorated = click.option(
             "--rule",
-            metavar="ge1|ge3|ge5",
+            metavar="|".join(CTC_RULES),
             help="CTC positivity rule [default: ONCOLEDGER_CTC_RULE or ge1].",
         )(decorated)
     decorated = as_of_options(decorated)

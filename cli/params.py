@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from domain.instants import assume_utc
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +39,7 @@ class Timestamp(DatetimeParamType):
                     param,
                     ctx,
                 )
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        return assume_utc(moment)
 
 
 TIMESTAMP = Timestamp()

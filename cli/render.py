@@ -18,10 +18,9 @@ from rich.table import Table
 from domain import events as ev
 from domain.export import ExportReport
 from domain.integrity import ChainReport
-from domain.ledger import Receipt
-from projections.access_log import AccessPage
 from projections.audit import AuditPage, LedgerDigest
 from projections.readmodels import PatientPage, PatientRow, ReplayStep
+from projections.root import AccessPage, Receipt
 from projections.timeline import summarize
 
 # Piped output is not squeezed to 80 columns: ids and hashes stay on one line.

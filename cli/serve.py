@@ -13,9 +13,7 @@ import click
 
 from cli import render
 from cli.params import json_option
-from domain.ledger import StoreConfig
-from projections.root import OncoLedger
-from projections.tokens import ROLES
+from projections.root import ROLES, OncoLedger, StoreConfig
 
 APP_FACTORY = "api.app:create_app"
 FIRST_TOKEN_NAME = "demo-admin"

@@ -11,9 +11,7 @@ import click
 
 from cli.errors import from_domain, unexpected
 from domain.errors import DomainError, NotFound, OutcomeUnknown
-from domain.ledger import StoreConfig
-from domain.storage_faults import storage_fault
-from projections.root import OncoLedger
+from projections.root import OncoLedger, StoreConfig, storage_fault
 
 SOURCE = "cli"
 # Commands that only read: on a path where no ledger exists they say so instead of creating one.

@@ -46,10 +46,6 @@ class PartialDate:
         return cls(year, month, day)
 
     @property
-    def precision(self) -> str:
-        return "day" if self.day else "month" if self.month else "year"
-
-    @property
     def earliest(self) -> date:
         return date(self.year, self.month or 1, self.day or 1)
 

@@ -240,35 +240,37 @@ class EventRetracted(Event, tag="event_retracted", frozen=True, kw_only=True):
 
 AnyEvent = ClinicalEvent | EventAmended | EventRetracted
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    str(cls.__struct_config__.tag): cls
-    for cls in (
-        PatientRegistered,
-        DiagnosisConfirmed,
-        Biopsy,
-        Imaging,
-        Staging,
-        Chemotherapy,
-        Radiotherapy,
-        Ablation,
-        Surgery,
-        TherapyDeclined,
-        CtcCount,
-        FollowUp,
-        Death,
-        EventAmended,
-        EventRetracted,
-    )
-}
+# The one registry: each event type's Struct (its tag is the JSON `type`) and the past-tense
+# name its stored topic carries (`oncoledger:Patient.<name>`; the topic survives moving code).
+# Adding an event type touches this list (plus its rules in `domain.patient`, if it has any).
+REGISTRY: tuple[tuple[type[Event], str], ...] = (
+    (PatientRegistered, "Registered"),
+    (DiagnosisConfirmed, "DiagnosisConfirmed"),
+    (Biopsy, "Biopsied"),
+    (Imaging, "Imaged"),
+    (Staging, "Staged"),
+    (Chemotherapy, "ChemotherapyGiven"),
+    (Radiotherapy, "RadiotherapyGiven"),
+    (Ablation, "Ablated"),
+    (Surgery, "Operated"),
+    (TherapyDeclined, "TherapyDeclined"),
+    (CtcCount, "CtcCounted"),
+    (FollowUp, "FollowedUp"),
+    (Death, "Died"),
+    (EventAmended, "EventAmended"),
+    (EventRetracted, "EventRetracted"),
+)
 
-_decoder = msgspec.json.Decoder(AnyEvent)
+
+def tag_of(cls: type[Event]) -> str:
+    return str(cls.__struct_config__.tag)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {tag_of(cls): cls for cls, _ in REGISTRY}
+# tag -> the name in the stored topic.
+STORED_NAMES: dict[str, str] = {tag_of(cls): name for cls, name in REGISTRY}
+
 _encoder = msgspec.json.Encoder(order="sorted")
-
-
-def decode_event(data: bytes | str) -> AnyEvent:
-    """Decode one event's JSON; raises msgspec.ValidationError / DecodeError with the path."""
-    event: AnyEvent = _decoder.decode(data)
-    return event
 
 
 def convert_event(obj: Any) -> AnyEvent:

@@ -19,7 +19,7 @@ from msgspec import Struct
 
 from domain.errors import NotFound, RuleViolation
 from domain.integrity import ChainChecker, digest_heads
-from domain.ledger import Ledger
+from domain.ledger.application import Ledger
 
 FORMAT = "oncoledger-export/1"
 

@@ -70,23 +70,6 @@ class Patient:
 
     TOPIC: ClassVar[str] = "oncoledger:Patient"
 
-    # One stored topic per event type, named in the past tense; the topic survives moving code.
-    Registered = _event_class("Registered")
-    DiagnosisConfirmed = _event_class("DiagnosisConfirmed")
-    Biopsied = _event_class("Biopsied")
-    Imaged = _event_class("Imaged")
-    Staged = _event_class("Staged")
-    ChemotherapyGiven = _event_class("ChemotherapyGiven")
-    RadiotherapyGiven = _event_class("RadiotherapyGiven")
-    Ablated = _event_class("Ablated")
-    Operated = _event_class("Operated")
-    TherapyDeclined = _event_class("TherapyDeclined")
-    CtcCounted = _event_class("CtcCounted")
-    FollowedUp = _event_class("FollowedUp")
-    Died = _event_class("Died")
-    EventAmended = _event_class("EventAmended")
-    EventRetracted = _event_class("EventRetracted")
-
     def __init__(self, patient_id: str) -> None:
         self.id = patient_id
         self.version = 0
@@ -463,21 +446,8 @@ class Patient:
                 )
 
 
+# One stored event class per entry of the registry in `domain.events`, keyed by tag.
 _EVENT_CLASSES: dict[str, type[Recorded]] = {
-    "patient_registered": Patient.Registered,
-    "diagnosis_confirmed": Patient.DiagnosisConfirmed,
-    "biopsy": Patient.Biopsied,
-    "imaging": Patient.Imaged,
-    "staging": Patient.Staged,
-    "chemotherapy": Patient.ChemotherapyGiven,
-    "radiotherapy": Patient.RadiotherapyGiven,
-    "ablation": Patient.Ablated,
-    "surgery": Patient.Operated,
-    "therapy_declined": Patient.TherapyDeclined,
-    "ctc_count": Patient.CtcCounted,
-    "follow_up": Patient.FollowedUp,
-    "death": Patient.Died,
-    "event_amended": Patient.EventAmended,
-    "event_retracted": Patient.EventRetracted,
+    tag: _event_class(name) for tag, name in ev.STORED_NAMES.items()
 }
 EVENT_CLASS_BY_TOPIC: dict[str, type[Recorded]] = {c.TOPIC: c for c in _EVENT_CLASSES.values()}

@@ -23,10 +23,11 @@ from msgspec import Struct
 
 from domain import events as ev
 from domain.errors import NotFound, ValidationFailed
+from domain.instants import instant, iso_utc
 from domain.integrity import ChainChecker, Digest, digest_heads
-from domain.ledger import Ledger
-from projections.access_log import AccessLog, instant, iso_utc
-from projections.db import PostgresDb, SqliteDb
+from domain.ledger.access_log import AccessLog
+from domain.ledger.application import Ledger
+from domain.ledger.db import PostgresDb, SqliteDb
 
 MAX_LIMIT = 1000
 CORRECTION_TYPES: tuple[str, ...] = ("event_amended", "event_retracted")

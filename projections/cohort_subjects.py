@@ -23,9 +23,9 @@ import numpy as np
 
 from domain import events as ev
 from domain.dates import parse as parse_date
+from domain.instants import iso_utc
 from domain.synthetic import is_synthetic
 from projections import readmodels
-from projections.access_log import iso_utc
 from projections.ctc import compute_ctc
 from projections.effective import in_force
 from projections.stage import compute_stage

@@ -25,7 +25,7 @@ import msgspec
 from msgspec import Struct
 
 from domain.errors import ValidationFailed
-from domain.ledger import Ledger
+from domain.ledger.application import Ledger
 
 MAX_LIMIT = 1000
 MAX_WAIT_SECONDS = 60

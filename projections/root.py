@@ -18,22 +18,50 @@ from uuid import UUID
 import msgspec
 
 from domain import events as ev
+from domain.codec import decode_entry
 from domain.errors import DomainError, NotFound, OutcomeUnknown, StorageFault, ValidationFailed
 from domain.export import ExportReport, export_patient, verify_export
 from domain.input_checks import in_batch, parse_json, strip_bom
 from domain.integrity import ChainReport
-from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
-from domain.storage_faults import storage_fault
+
+# What the adapters (api/, cli/) use from the write side, named here so that they import the
+# service root and nothing below it (the import-linter contract in pyproject.toml checks it).
+from domain.ledger.access_log import MAX_LIMIT as ACCESS_MAX_LIMIT
+from domain.ledger.access_log import AccessLog, AccessLogReport, AccessPage
+from domain.ledger.application import Ledger, Receipt, StoreConfig
+from domain.ledger.db import views_path as views_path
+from domain.ledger.key_check import check_cipher_key
+from domain.ledger.storage_faults import storage_fault
+from domain.ledger.tokens import ROLES as ROLES
+from domain.ledger.tokens import Permission as Permission
+from domain.ledger.tokens import Principal as Principal
+from domain.ledger.tokens import TokenStore
+from domain.ledger.tokens import authorize as authorize
+from domain.ledger.web_sessions import LIFETIME as WEB_SESSION_LIFETIME
+from domain.ledger.web_sessions import WebSession as WebSession
+from domain.ledger.web_sessions import WebSessionStore
 from projections import readmodels
-from projections.access_log import AccessLog, AccessLogReport, AccessPage
 from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audit
 from projections.feed import Feed
 from projections.figure import FigureData, figure_data
 from projections.figure import Format as ChartFormat
-from projections.key_check import check_cipher_key
-from projections.tokens import TokenStore
 from projections.views import Views
-from projections.web_sessions import WebSessionStore
+
+__all__ = [
+    "ACCESS_MAX_LIMIT",
+    "ROLES",
+    "WEB_SESSION_LIFETIME",
+    "AccessPage",
+    "OncoLedger",
+    "Permission",
+    "Principal",
+    "Receipt",
+    "StoreConfig",
+    "WebSession",
+    "authorize",
+    "storage_fault",
+    "views_path",
+]
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
+from domain.ledger.db import Cursor
 from projections.ctc import CtcView
-from projections.db import Cursor
 from projections.stage import StageView
 from projections.survival import SurvivalView
 

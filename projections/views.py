@@ -19,11 +19,11 @@ import msgspec
 
 from domain import events as ev
 from domain.errors import NotFound, ValidationFailed
-from domain.ledger import Ledger, StoreConfig
+from domain.instants import iso_utc
+from domain.ledger.application import Ledger, StoreConfig
+from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
 from domain.synthetic import SYNTHETIC_ID_PREFIXES
 from projections import readmodels, survival_subjects
-from projections.access_log import iso_utc
-from projections.db import Cursor, PostgresDb, SqliteDb, open_db
 
 log = logging.getLogger(__name__)
 

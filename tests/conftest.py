@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from helpers import Api, Cli, start_api
 
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 
 PG_URL = os.environ.get("ONCOLEDGER_TEST_DATABASE_URL")
 PG_SKIP_REASON = (

@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from cli.main import cli
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 ROLES = ("reader", "clinician", "auditor", "admin")

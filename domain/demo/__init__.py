@@ -12,7 +12,8 @@ import json
 from importlib import resources
 from typing import Any
 
-from domain.ledger import Ledger, decode_entry
+from domain.codec import decode_entry
+from domain.ledger.application import Ledger
 
 DEMO_FILES: tuple[str, ...] = (
     "case_report.jsonl",

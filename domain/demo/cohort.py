@@ -18,7 +18,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from domain.ledger import Ledger, decode_entry
+from domain.codec import decode_entry
+from domain.ledger.application import Ledger
 from domain.synthetic import GENERATED_PREFIX
 
 DEFAULT_SEED = 2016

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from helpers import V1, Api, assert_error, ctc, diagnosis, staging, start_api
 
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 # The client address Litestar's TestClient puts in every request's scope.

@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 THREADS = 8

@@ -10,7 +10,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from api.app import create_app
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 V1 = "/api/v1"

@@ -13,9 +13,9 @@ from helpers import Cli
 
 from cli import serve as serve_module
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
+from domain.ledger.tokens import ALLOWED, ROLES, Principal, TokenStore, authorize
 from projections.root import OncoLedger
-from projections.tokens import ALLOWED, ROLES, Principal, TokenStore, authorize
 
 
 @pytest.fixture

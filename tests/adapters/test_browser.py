@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from api.app import create_app
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 CHROMIUM = "/usr/bin/chromium"

@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from domain.demo.cohort import synthetic_patient
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 

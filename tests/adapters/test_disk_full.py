@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 NOTE = "n" * 1500  # events of ~2 KB fill the disk in a few hundred appends

@@ -30,7 +30,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from cli.main import cli
 from domain.errors import ValidationFailed
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections import feed as feed_module
 from projections.root import OncoLedger
 

@@ -21,8 +21,9 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from domain import events as ev
+from domain.codec import decode_entry
 from domain.errors import ValidationFailed
-from domain.ledger import StoreConfig, decode_entry
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 TEXT = "x"  # every text field of the bodies below holds this, and only text fields do

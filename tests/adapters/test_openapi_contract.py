@@ -25,7 +25,7 @@ from openapi_spec_validator import validate
 
 from api.app import create_app
 from domain.events import SERVER_FIELDS
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 CHROMIUM = "/usr/bin/chromium"

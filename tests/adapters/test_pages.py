@@ -16,9 +16,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-import projections.web_sessions
+import domain.ledger.web_sessions
 from api.app import create_app
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 CASE = "CR-ESCC-001"
@@ -190,7 +190,7 @@ def test_a_revoked_token_ends_its_sessions_at_the_next_request(browser: Browser)
 def test_a_session_ends_after_its_lifetime(
     browser: Browser, reader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(projections.web_sessions, "LIFETIME", timedelta(seconds=-1))
+    monkeypatch.setattr(domain.ledger.web_sessions, "LIFETIME", timedelta(seconds=-1))
     assert browser.sign_in(reader).status_code == 303
     assert browser.get("/patients").status_code == 303
 

@@ -22,7 +22,7 @@ from helpers import V1, Api, Cli, start_api
 
 from cli.main import cli
 from domain.errors import ValidationFailed
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 REG = {"type": "patient_registered", "occurred": "2020-01-01", "sex": "male"}

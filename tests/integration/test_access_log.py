@@ -16,9 +16,9 @@ import pytest
 from tamper import raw
 
 from domain.errors import ValidationFailed
-from domain.ledger import StoreConfig
+from domain.ledger.access_log import AccessLog, row_hash
+from domain.ledger.application import StoreConfig
 from domain.patient import GENESIS_HASH
-from projections.access_log import AccessLog, row_hash
 from projections.root import OncoLedger
 
 

@@ -20,7 +20,7 @@ from tamper import raw
 
 from domain.errors import NotFound, RuleViolation, ValidationFailed
 from domain.integrity import event_hash
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.audit import AuditEntry
 from projections.root import OncoLedger
 

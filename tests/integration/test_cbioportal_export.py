@@ -31,7 +31,7 @@ from click.testing import CliRunner
 from cli.main import cli
 from domain.demo import CASE_REPORT_PATIENT
 from domain.errors import Conflict, NotFound, ValidationFailed
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.cbioportal import export_study
 from projections.root import OncoLedger
 

@@ -26,7 +26,7 @@ from litestar.testing import TestClient
 import projections.figure
 from api.app import create_app
 from cli.main import cli
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.chart import PNG_DPI, WIDTH_IN
 from projections.root import OncoLedger
 

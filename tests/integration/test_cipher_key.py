@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from tamper import raw
 
 from cli.main import cli
+from domain.codec import decode_entry
 from domain.errors import ValidationFailed
-from domain.ledger import Ledger, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, StoreConfig
 from projections.root import OncoLedger
 
 REGISTER = {"sex": "female", "occurred": "2020-01-01"}

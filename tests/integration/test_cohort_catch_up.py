@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 from tamper import raw
 
-from domain.ledger import Ledger, StoreConfig, decode_entry
+from domain.codec import decode_entry
+from domain.ledger.application import Ledger, StoreConfig
 from projections.root import OncoLedger
 
 PATIENTS = 4000

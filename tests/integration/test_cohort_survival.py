@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from domain.errors import ValidationFailed
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.cohort_survival import holm
 from projections.root import OncoLedger
 

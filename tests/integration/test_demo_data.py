@@ -8,7 +8,7 @@ import pytest
 
 from domain import events as ev
 from domain.demo import CASE_REPORT_PATIENT, DEMO_FILES, demo_patients, record_demo
-from domain.ledger import Ledger, StoreConfig
+from domain.ledger.application import Ledger, StoreConfig
 
 
 @pytest.fixture

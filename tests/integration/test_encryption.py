@@ -8,7 +8,7 @@ import sqlite3
 from dataclasses import replace
 
 from domain.demo import CASE_REPORT_PATIENT
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 

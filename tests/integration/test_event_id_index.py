@@ -20,8 +20,9 @@ from helpers import Cli
 from litestar.testing import TestClient
 
 from api.app import create_app
+from domain.codec import decode_entry
 from domain.errors import Conflict
-from domain.ledger import Ledger, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, StoreConfig
 from projections.root import OncoLedger
 
 SHARED = "11111111-1111-4111-8111-111111111111"

@@ -19,7 +19,7 @@ from tamper import raw
 from domain.errors import NotFound, RuleViolation
 from domain.export import FORMAT, verify_export
 from domain.integrity import event_hash
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 C2 = "c0000000-0000-4000-8000-000000000002"

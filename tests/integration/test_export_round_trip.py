@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from domain.events import SERVER_FIELDS
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 

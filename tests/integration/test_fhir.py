@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from api.app import create_app
 from domain.demo import CASE_REPORT_PATIENT, demo_patients
 from domain.errors import NotFound
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.fhir import export_fhir
 from projections.root import OncoLedger
 

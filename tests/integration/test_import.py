@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 
 

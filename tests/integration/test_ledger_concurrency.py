@@ -25,8 +25,9 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain import events as ev
+from domain.codec import decode_entry
 from domain.errors import Conflict, DomainError, StaleVersion
-from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, Receipt, StoreConfig
 
 ACTOR = "test-writer"
 P1 = "P1"

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from domain.codec import decode_entry
 from domain.errors import NotFound
 from domain.integrity import Break
-from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, Receipt, StoreConfig
 
 ACTOR = "test-auditor"
 GENESIS = "0" * 64

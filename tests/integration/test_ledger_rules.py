@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain import events as ev
+from domain.codec import decode_entry
 from domain.errors import (
     Conflict,
     DomainError,
@@ -23,7 +24,7 @@ from domain.errors import (
     StaleVersion,
     ValidationFailed,
 )
-from domain.ledger import Ledger, Receipt, StoreConfig, decode_entry
+from domain.ledger.application import Ledger, Receipt, StoreConfig
 
 ACTOR = "test-nurse"
 P1 = "P1"

@@ -14,7 +14,7 @@ import pytest
 
 from domain import events as ev
 from domain.errors import RuleViolation
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.ctc import CtcView
 from projections.root import OncoLedger
 from projections.stage import Assessment, StageView

@@ -21,8 +21,8 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from cli.main import cli
-from domain.ledger import Ledger, StoreConfig
-from projections.access_log import AccessLog
+from domain.ledger.access_log import AccessLog
+from domain.ledger.application import Ledger, StoreConfig
 from projections.root import OncoLedger
 from projections.views import Views
 

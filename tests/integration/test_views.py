@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from domain.demo import record_demo
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 from projections.views import DROP
 
@@ -91,7 +91,7 @@ def test_an_interrupted_catch_up_resumes_to_the_same_views(store: StoreConfig) -
 
 _KILLABLE = """
 import sys, time
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
 config = StoreConfig(sqlite_path=sys.argv[1] or None, database_url=sys.argv[2] or None,
                      schema=sys.argv[3] or None)

@@ -13,8 +13,8 @@ import msgspec
 import pytest
 
 from domain import events as ev
+from domain.codec import decode_entry
 from domain.errors import ValidationFailed
-from domain.ledger import decode_entry
 from domain.patient import Patient
 from projections.ctc import compute_ctc, default_rule
 from projections.stage import TREND_RULE, Assessment, compute_stage, group_in_force_on

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from domain import events as ev
-from domain.ledger import decode_entry
+from domain.codec import decode_entry
 from domain.patient import Patient
 from projections.response import compute_response
 from projections.survival import compute_survival, display_between

@@ -1,4 +1,4 @@
-"""The ledger-wide event-id index on PostgreSQL (see `domain.event_index`)."""
+"""The ledger-wide event-id index on PostgreSQL (see `domain.ledger.event_index`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from domain.event_index import (
+from domain.ledger.event_index import (
     BACKFILL_BATCH,
     EventIdOf,
     backfill_pairs,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from domain.ledger import StoreConfig
+from domain.ledger.application import StoreConfig
 
 
 class Cursor(Protocol):
@@ -23,13 +23,6 @@ class Cursor(Protocol):
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
-
-
-class Db(Protocol):
-    is_postgres: bool
-
-    def transaction(self, *, write: bool = False) -> Any: ...
-    def close(self) -> None: ...
 
 
 class SqliteDb:

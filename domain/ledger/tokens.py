@@ -23,8 +23,8 @@ from typing import Literal, NamedTuple, get_args
 from msgspec import Struct
 
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from domain.ledger import StoreConfig
-from projections.db import Cursor, PostgresDb, SqliteDb, open_db
+from domain.ledger.application import StoreConfig
+from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
 
 Role = Literal["reader", "clinician", "auditor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
 from msgspec import Struct
 
 from domain.errors import ValidationFailed
-from domain.ledger import StoreConfig
+from domain.instants import instant, iso_utc
+from domain.ledger.application import StoreConfig
+from domain.ledger.db import PostgresDb, SqliteDb, open_db
 from domain.patient import GENESIS_HASH, chain_hash
-from projections.db import PostgresDb, SqliteDb, open_db
 
 CHANNELS: tuple[str, ...] = ("api", "cli", "web")
 # What adapters name as `resource`; others are accepted (1-64 of a-z 0-9 . _ -).
@@ -101,45 +102,6 @@ class AccessLogReport(Struct, frozen=True, kw_only=True):
     # The first seq where the chain breaks (a changed, missing or moved row) and why.
     first_broken_seq: int | None = None
     reason: str | None = None
-
-
-# -- timestamps -------------------------------------------------------------------------------
-
-
-def instant(value: datetime | date | str, *, end: bool = False, field: str = "since") -> datetime:
-    """A UTC instant from a datetime or ISO text; a bare date is its first (or, with `end`,
-    its last) microsecond. Naive values are taken as UTC."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            parse = date.fromisoformat if len(text) == 10 else datetime.fromisoformat
-            value = parse(text)
-        except ValueError as exc:
-            raise ValidationFailed(
-                f"{value!r} is not an ISO 8601 date or timestamp (e.g. 2024-05-01 or "
-                "2024-05-01T12:00:00Z)",
-                field=field,
-                rule="timestamp",
-            ) from exc
-    if not isinstance(value, datetime):
-        day = datetime.combine(value, time.min, tzinfo=UTC)
-        return day + timedelta(days=1, microseconds=-1) if end else day
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValidationFailed(
-            f"`{field}` {value.isoformat()} is outside the years 1-9999 in UTC",
-            field=field,
-            rule="timestamp",
-        ) from exc
-
-
-def iso_utc(value: datetime) -> str:
-    """Fixed width, so stored timestamps compare as text: 2024-05-01T12:00:00.000000Z."""
-    utc = instant(value)
-    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")
 
 
 # -- the log ----------------------------------------------------------------------------------

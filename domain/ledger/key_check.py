@@ -22,8 +22,8 @@ from typing import Any, NoReturn
 import msgspec
 
 from domain.errors import ValidationFailed
-from domain.ledger import Ledger
-from projections.db import PostgresDb, SqliteDb
+from domain.ledger.application import Ledger
+from domain.ledger.db import PostgresDb, SqliteDb
 
 KEY_CHECK_TEXT = b"oncoledger cipher key check v1"
 FIELD = "ONCOLEDGER_CIPHER_KEY"

@@ -16,9 +16,10 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from domain.ledger import StoreConfig
-from projections.db import PostgresDb, SqliteDb, open_db
-from projections.tokens import Principal, TokenStore, check_role, key_id_of
+from domain.instants import iso_utc
+from domain.ledger.application import StoreConfig
+from domain.ledger.db import PostgresDb, SqliteDb, open_db
+from domain.ledger.tokens import Principal, TokenStore, check_role, key_id_of
 
 LIFETIME = timedelta(hours=12)  # one clinical shift; then sign in again
 SCHEMA = (
@@ -65,11 +66,11 @@ class WebSessionStore:
         secret = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         with self.db.transaction(write=True) as cur:
-            cur.execute("DELETE FROM ol_web_sessions WHERE expires_at <= ?", (_iso(now),))
+            cur.execute("DELETE FROM ol_web_sessions WHERE expires_at <= ?", (iso_utc(now),))
             cur.execute(
                 "INSERT INTO ol_web_sessions (session_hash, key_id, created_at, expires_at) "
                 "VALUES (?, ?, ?, ?)",
-                (_hash(secret), key_id, _iso(now), _iso(now + LIFETIME)),
+                (_hash(secret), key_id, iso_utc(now), iso_utc(now + LIFETIME)),
             )
         return secret, WebSession(principal)
 
@@ -86,7 +87,7 @@ class WebSessionStore:
                 (session_hash,),
             )
             row = cur.fetchone()
-        if row is None or str(row[2]) <= _iso(datetime.now(UTC)):
+        if row is None or str(row[2]) <= iso_utc(datetime.now(UTC)):
             self._forget(session_hash)  # revoked token or expired: the session is over
             return None
         return WebSession(Principal(str(row[0]), check_role(str(row[1]))))
@@ -102,8 +103,3 @@ class WebSessionStore:
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _iso(moment: datetime) -> str:
-    # Fixed width, so that comparing the text compares the instants.
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

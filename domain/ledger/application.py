@@ -16,12 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     OperationalError,
@@ -38,12 +38,13 @@ from domain.errors import (
     StaleVersion,
     ValidationFailed,
 )
-from domain.event_index import EVENT_IDS, recorder_topic
 from domain.input_checks import check_storable, in_batch, may_hold_unstorable
+from domain.instants import assume_utc
 from domain.integrity import UNDECRYPTABLE, ChainReport, Digest, digest_heads, verify_entries
-from domain.mapper import LedgerMapper
+from domain.ledger.event_index import EVENT_IDS, recorder_topic
+from domain.ledger.mapper import LedgerMapper
+from domain.ledger.storage_faults import storage_fault
 from domain.patient import Patient, Recorded
-from domain.storage_faults import storage_fault
 
 MAX_ATTEMPTS = 200
 
@@ -263,8 +264,7 @@ class Ledger(Application[str]):
         if not entries:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
         if as_of is not None:
-            if as_of.tzinfo is None:
-                as_of = as_of.replace(tzinfo=UTC)  # a timestamp without a zone is UTC
+            as_of = assume_utc(as_of)
             entries = [e for e in entries if e.recorded_at and e.recorded_at <= as_of]
         return entries
 
@@ -312,19 +312,6 @@ class Ledger(Application[str]):
                 head = "unreadable"
             heads[patient_id] = (version, head)
         return digest_heads((pid, v, h) for pid, (v, h) in heads.items())
-
-    def patient_ids(self) -> Iterator[str]:
-        """Every stream id, from the notification log's registrations."""
-        start = 1
-        while True:
-            batch = self.recorder.select_notifications(
-                start, 1000, topics=[Patient.Registered.TOPIC]
-            )
-            if not batch:
-                return
-            for n in batch:
-                yield str(n.originator_id)
-            start = batch[-1].id + 1
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -490,30 +477,4 @@ def _check_ids_unique_in_batch(entries: Sequence[ev.AnyEvent]) -> None:
         seen.add(entry.event_id)
 
 
-def save_retry_exceptions() -> tuple[type[Exception], ...]:
-    return (IntegrityError, OperationalError, AggregateNotFoundError)
-
-
-def decode_entry(data: Any) -> ev.AnyEvent:
-    """Validate a parsed JSON object as an event, as a `ValidationFailed` naming the field."""
-    try:
-        return ev.convert_event(data)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed(str(exc), field=_field_of(str(exc)), rule="schema") from exc
-
-
-_NAMED_FIELD = ("Object contains unknown field `", "Object missing required field `")
-
-
-def _field_of(message: str) -> str | None:
-    """The field a msgspec error is about: its path, plus the name an object error gives."""
-    text, _, path = message.partition(" - at `$")
-    path = path.rstrip("`").lstrip(".")
-    for prefix in _NAMED_FIELD:
-        if text.startswith(prefix):
-            name = text[len(prefix) :].split("`", 1)[0]
-            return f"{path}.{name}" if path else name
-    return path or None
-
-
-__all__ = ["Ledger", "Receipt", "Recorded", "StoreConfig", "decode_entry"]
+__all__ = ["Ledger", "Receipt", "Recorded", "StoreConfig"]

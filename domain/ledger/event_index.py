@@ -9,7 +9,7 @@ stores nothing, and the ledger answers it as a conflict. The read side never dec
 
 A store made before the index existed gets it filled from its stored events when it is first
 opened (`backfill`), under the lock that appends take, so no append slips past it.
-The SQLite recorder is here, the PostgreSQL one in `domain.event_index_postgres`.
+The SQLite recorder is here, the PostgreSQL one in `domain.ledger.event_index_postgres`.
 """
 
 from __future__ import annotations
@@ -151,5 +151,5 @@ def recorder_topic(is_postgres: bool) -> str:
     """The topic `APPLICATION_RECORDER_TOPIC` names for the store's dialect (the PostgreSQL
     recorder lives in its own module, so SQLite users never import the driver)."""
     if is_postgres:
-        return "domain.event_index_postgres:PostgresEventIdRecorder"
+        return "domain.ledger.event_index_postgres:PostgresEventIdRecorder"
     return f"{__name__}:{SQLiteEventIdRecorder.__qualname__}"
