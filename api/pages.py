@@ -8,7 +8,7 @@ of CTC draws, stage assessments and lesion measurements. `rule` and `as_of` work
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, get_args
 from urllib.parse import urlencode
 
@@ -20,6 +20,7 @@ from api.params import PatientIdPath
 from api.web_auth import log_page, signed_in
 from domain import events as ev
 from domain.errors import ValidationFailed
+from domain.instants import assume_utc
 from domain.staging import STAGE_ORDER, UNKNOWN
 from projections.ctc import RULES, ConcordanceStatus, CtcTrend, check_rule
 from projections.figure import MEDIA_TYPES, Format, describe
@@ -73,7 +74,7 @@ def _as_of(text: str | None) -> datetime | None:
             field="as_of",
             rule="timestamp",
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return assume_utc(moment)
 
 
 def _rule(text: str | None) -> str | None:

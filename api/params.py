@@ -8,13 +8,15 @@ optimistic-concurrency precondition; `If-None-Match` on a read answers 304 when 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from domain.errors import ValidationFailed
+from domain.instants import assume_utc
+from projections.ctc import RuleName
 
 PATIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 # The largest integer SQLite and PostgreSQL store (BIGINT): beyond it a query cannot be run.
@@ -40,7 +42,7 @@ Upto = Annotated[
     QueryParameter(ge=1, le=MAX_BIGINT, description="Up to this stream version (inclusive)"),
 ]
 Rule = Annotated[
-    Literal["ge1", "ge3", "ge5"] | None,
+    RuleName | None,
     QueryParameter(
         description="CTC positivity rule (CTCs per 7.5 mL): ge1, ge3 or ge5; default from "
         "ONCOLEDGER_CTC_RULE, else ge1",
@@ -93,6 +95,4 @@ def not_modified(if_none_match: str | None, version: int) -> bool:
 
 def utc(value: datetime | None) -> datetime | None:
     """A timestamp given without an offset is read as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    return None if value is None else assume_utc(value)

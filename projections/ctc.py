@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import date
 from fractions import Fraction
 from itertools import pairwise
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 import msgspec
@@ -36,7 +36,11 @@ from projections.stage import (
     stage_trend,
 )
 
+RuleName = Literal["ge1", "ge3", "ge5"]
+# The one list of positivity rules (CTCs per 7.5 mL at or above the threshold is positive);
+# RuleName is the same names for typed parameters (the API's query schema).
 RULES: dict[str, int] = {"ge1": 1, "ge3": 3, "ge5": 5}
+assert set(RULES) == set(get_args(RuleName)), "RuleName must name exactly the RULES"
 RULE_ENV = "ONCOLEDGER_CTC_RULE"
 DEFAULT_RULE = "ge1"
 
