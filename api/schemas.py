@@ -16,7 +16,7 @@ from msgspec import Meta, Struct
 
 from api.event_bodies import EventCreate, request_body
 from domain import events as ev
-from domain.errors import ValidationFailed
+from domain.codec import convert_strict
 from domain.integrity import ChainReport
 from projections.readmodels import PatientRow
 from projections.root import Receipt as LedgerReceipt
@@ -159,11 +159,6 @@ class ErrorBody(Struct, frozen=True, kw_only=True):
 
 
 def decode(data: Any, type_: type[T]) -> T:
-    """Validate a parsed JSON body as `type_`, strictly; a refusal is a `ValidationFailed`
-    carrying msgspec's own message, which names the field (``... - at `$.events[0].count` ``)."""
-    try:
-        return msgspec.convert(data, type_, strict=True)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        field = message.split(" - at `$.", 1)[1].rstrip("`") if " - at `$." in message else None
-        raise ValidationFailed(message, field=field, rule="schema") from exc
+    """Validate a parsed JSON body as `type_`, strictly: the one reading of msgspec's errors
+    (`domain.codec`), which names the field (``... - at `$.events[0].count` ``)."""
+    return convert_strict(data, type_)
