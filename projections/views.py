@@ -153,29 +153,49 @@ class Views:
         return int(self.ledger.recorder.max_notification_id() or 0)
 
     def catch_up(
-        self, *, progress: Callable[[int, int], None] | None = None, batch: int = BATCH
+        self,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        batch: int = BATCH,
+        skip_locked: bool = False,
     ) -> int:
-        """Apply every notification after the tracked position; return how many were applied."""
+        """Apply every notification after the tracked position; return how many were applied.
+
+        With `skip_locked` (the projector's way), a PostgreSQL tracking row another process
+        holds is not waited for: that process is applying the same events, and this call
+        returns at once (0) instead of stalling behind it."""
         head = self.head()
         if self.position() >= head:
             return 0
         # Threads of this process catch up one at a time: a thread that waited here usually
         # finds its events applied by the one before it, without touching the database lock.
         with self._catching_up:
-            return self._catch_up(head, progress, batch)
+            return self._catch_up(head, progress, batch, skip_locked)
 
-    def _catch_up(self, head: int, progress: Callable[[int, int], None] | None, batch: int) -> int:
+    def _catch_up(
+        self,
+        head: int,
+        progress: Callable[[int, int], None] | None,
+        batch: int,
+        skip_locked: bool = False,
+    ) -> int:
         applied = 0
         if self.position() >= head:
             return 0
+        lock = ""
+        if self.db.is_postgres:
+            lock = " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
         while True:
             with self.db.transaction(write=True) as cur:
+                # The tracking row is locked (PostgreSQL) or the file is (SQLite) until the
+                # batch and its new position commit together: each event applied once.
                 cur.execute(
-                    "SELECT position FROM ol_tracking WHERE name = ?"
-                    + (" FOR UPDATE" if self.db.is_postgres else ""),
-                    (TRACKING_NAME,),
+                    "SELECT position FROM ol_tracking WHERE name = ?" + lock, (TRACKING_NAME,)
                 )
-                position = int(cur.fetchone()[0])
+                locked = cur.fetchone()
+                if locked is None:
+                    return applied  # another projector holds the row and is applying these
+                position = int(locked[0])
                 notifications = self.ledger.recorder.select_notifications(position + 1, batch)
                 if not notifications:
                     return applied
@@ -196,9 +216,24 @@ class Views:
     def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
         touched: dict[str, None] = {}
         rows = []
+        erased: Callable[[str], bool] | None = getattr(self.ledger, "is_erased", None)
         for n in notifications:
-            state = self.ledger.plaintext(n)
-            entry = _entry_decoder.decode(state)
+            patient_id = str(n.originator_id)
+            if erased is not None and erased(patient_id):
+                continue  # an erased patient has no views; the position still moves on
+            try:
+                state = self.ledger.plaintext(n)
+                entry = _entry_decoder.decode(state)
+            except Exception:
+                # A stream whose payloads cannot be read (its key destroyed by an erasure)
+                # must not stall every other patient's views: skipped, and said so in the log.
+                log.warning(
+                    "event %s of patient %s cannot be read; skipped",
+                    n.id,
+                    patient_id,
+                    exc_info=True,
+                )
+                continue
             target = getattr(entry, "target_event_id", None)
             rows.append(
                 _column_safe(
@@ -325,6 +360,9 @@ class Views:
         if column == "patient_id":
             order = f"patient_id {direction}"
         with self.db.transaction() as cur:
+            cur.execute("SELECT position FROM ol_tracking WHERE name = ?", (TRACKING_NAME,))
+            tracked = cur.fetchone()
+            position = int(tracked[0]) if tracked else 0
             total = None
             if count:
                 cur.execute(f"SELECT COUNT(*) FROM ol_patients{where}", params)
@@ -340,11 +378,56 @@ class Views:
             patients=[_patient_row(r) for r in rows[:limit]],
             next_cursor=_encode_cursor(offset + limit) if more else None,
             total=total,
+            position=position,
+            lag=max(0, self.head() - position),
         )
 
     def status(self) -> dict[str, int]:
         position, head = self.position(), self.head()
-        return {"position": position, "head": head, "behind": max(0, head - position)}
+        lag = max(0, head - position)
+        return {"position": position, "head": head, "lag": lag, "behind": lag}
+
+    # -- per-patient reads that know whether they are current ----------------------------------
+
+    def doc_at(self, patient_id: str, view: str, version: int) -> bytes | None:
+        """The stored document of a view, only if the views have applied exactly `version`
+        events of the patient's stream (else None: the caller derives it from the stream)."""
+        with self.db.transaction() as cur:
+            if self._version(cur, patient_id) != version:
+                return None
+            cur.execute(
+                "SELECT doc FROM ol_docs WHERE patient_id = ? AND view = ?", (patient_id, view)
+            )
+            row = cur.fetchone()
+        return row[0].encode() if row else None
+
+    def patient_at(self, patient_id: str, version: int) -> readmodels.PatientRow | None:
+        """The cohort row, only if the views have applied exactly `version` of its events."""
+        with self.db.transaction() as cur:
+            if self._version(cur, patient_id) != version:
+                return None
+            cur.execute(
+                f"SELECT {', '.join(PATIENT_COLUMNS)} FROM ol_patients WHERE patient_id = ?",
+                (patient_id,),
+            )
+            row = cur.fetchone()
+        return None if row is None else _patient_row(row)
+
+    @staticmethod
+    def _version(cur: Cursor, patient_id: str) -> int:
+        cur.execute("SELECT MAX(version) FROM ol_events WHERE patient_id = ?", (patient_id,))
+        row = cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # -- erasure -------------------------------------------------------------------------------
+
+    def forget(self, patient_id: str) -> None:
+        """Delete every stored row and document of one patient (idempotent); the erasure of a
+        patient calls it. The tracked position is not moved: later events of that stream are
+        skipped by the catch-up (`Ledger.is_erased`, or undecryptable payloads)."""
+        with self.db.transaction(write=True) as cur:
+            for table in ("ol_events", "ol_docs", "ol_patients", survival_subjects.TABLE):
+                cur.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
 
 
 def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
