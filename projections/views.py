@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 TRACKING_NAME = "views"
 BATCH = 500
 REBUILD_BATCH = 2000
+HISTORY_CACHE = 2000  # patients whose decoded history the catch-up keeps in memory
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ol_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
@@ -105,6 +107,10 @@ class Views:
         self.db = db
         self.ledger = ledger
         self._catching_up = threading.Lock()
+        # Decoded histories of recently projected patients (least recently used first), so that
+        # applying an event does not re-read and re-decode the patient's whole stream. An entry
+        # is used only when it ends exactly where the new events begin; any failure clears all.
+        self._histories: OrderedDict[str, list[ev.AnyEvent]] = OrderedDict()
         self.create()
 
     @classmethod
@@ -137,6 +143,7 @@ class Views:
             self.create()
 
     def drop(self) -> None:
+        self._histories.clear()
         with self.db.transaction(write=True) as cur:
             for table in DROP:
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -199,7 +206,11 @@ class Views:
                 notifications = self.ledger.recorder.select_notifications(position + 1, batch)
                 if not notifications:
                     return applied
-                self._apply(cur, notifications)
+                try:
+                    self._apply(cur, notifications)
+                except BaseException:
+                    self._histories.clear()  # the batch is rolled back: so are its histories
+                    raise
                 position = notifications[-1].id
                 cur.execute(
                     "UPDATE ol_tracking SET position = ? WHERE name = ?",
@@ -214,7 +225,7 @@ class Views:
                 return applied
 
     def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
-        touched: dict[str, None] = {}
+        touched: dict[str, list[ev.AnyEvent] | None] = {}
         rows = []
         erased: Callable[[str], bool] | None = getattr(self.ledger, "is_erased", None)
         for n in notifications:
@@ -253,21 +264,38 @@ class Views:
                     )
                 )
             )
-            touched[str(n.originator_id)] = None
+            if patient_id not in touched:
+                cached = self._histories.pop(patient_id, None)
+                if cached is not None and len(cached) != n.originator_version - 1:
+                    cached = None  # another projector applied events in between: read again
+                touched[patient_id] = cached
+            known = touched[patient_id]
+            if known is not None:
+                if len(known) == n.originator_version - 1:
+                    known.append(entry)
+                else:
+                    touched[patient_id] = None
         cur.executemany(
             "INSERT INTO ol_events (event_id, position, patient_id, version, type, occurred, "
             "recorded_at, recorded_by, source, target_event_id, reason, body) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        for patient_id in touched:
-            self._refresh_patient(cur, patient_id)
+        for patient_id, known in touched.items():
+            history = known if known is not None else self._stored_history(cur, patient_id)
+            self._refresh_patient(cur, patient_id, history)
+            self._histories[patient_id] = history
+            while len(self._histories) > HISTORY_CACHE:
+                self._histories.popitem(last=False)
 
-    def _refresh_patient(self, cur: Cursor, patient_id: str) -> None:
+    @staticmethod
+    def _stored_history(cur: Cursor, patient_id: str) -> list[ev.AnyEvent]:
         cur.execute(
             "SELECT body FROM ol_events WHERE patient_id = ? ORDER BY version", (patient_id,)
         )
-        history = [_entry_decoder.decode(row[0]) for row in cur.fetchall()]
+        return [_entry_decoder.decode(row[0]) for row in cur.fetchall()]
+
+    def _refresh_patient(self, cur: Cursor, patient_id: str, history: list[ev.AnyEvent]) -> None:
         try:
             views, row = readmodels.project(patient_id, history)
         except Exception:
@@ -425,6 +453,7 @@ class Views:
         """Delete every stored row and document of one patient (idempotent); the erasure of a
         patient calls it. The tracked position is not moved: later events of that stream are
         skipped by the catch-up (`Ledger.is_erased`, or undecryptable payloads)."""
+        self._histories.pop(patient_id, None)
         with self.db.transaction(write=True) as cur:
             for table in ("ol_events", "ol_docs", "ol_patients", survival_subjects.TABLE):
                 cur.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))

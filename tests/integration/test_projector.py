@@ -9,16 +9,19 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
 from domain.ledger.application import StoreConfig
+from projections import readmodels
 from projections.projector import Projector
 from projections.root import OncoLedger
 from projections.views import Views
@@ -87,16 +90,21 @@ def _env(config: StoreConfig) -> dict[str, str]:
 def projectors(store: StoreConfig) -> Iterator[Any]:
     """Start `oncoledger projections run` processes over the store; each is stopped by its pid."""
     started: list[subprocess.Popen[bytes]] = []
+    logs: list[Any] = []
 
     def start(*args: str) -> subprocess.Popen[bytes]:
+        log = tempfile.NamedTemporaryFile()  # noqa: SIM115 - kept open while the process runs
+        logs.append(log)
         process = subprocess.Popen(
             [*CLI, "--db", store.sqlite_path or "unused.db", "projections", "run", "--json", *args],
             cwd=ROOT,
             env=_env(store),
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
         )
         started.append(process)
+        if "--once" not in args:  # until it says it runs (its SIGTERM handler is in place)
+            _wait(lambda: b"projector running" in Path(log.name).read_bytes())
         return process
 
     yield start
@@ -104,6 +112,8 @@ def projectors(store: StoreConfig) -> Iterator[Any]:
         if process.poll() is None:
             process.kill()
             process.wait()
+    for log in logs:
+        log.close()
 
 
 def _stop(process: subprocess.Popen[bytes]) -> dict[str, Any]:
@@ -336,4 +346,46 @@ def test_a_server_killed_under_concurrent_load_loses_and_doubles_nothing(
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(BOUND)
+    _equals_clean_rebuild(store)
+
+
+def test_incremental_projection_with_corrections_and_late_entries_equals_a_full_recompute(
+    store: StoreConfig,
+) -> None:
+    # given a patient whose events arrive one projector round at a time (kept history in use)
+    with OncoLedger(store, project_inline=False) as system:
+        projector = Projector(system.views)
+        _record(system, range(1), 2)
+        projector.step()
+        late = system.append(
+            "PRJ-0000",
+            [{"type": "ctc_count", "occurred": "2015-01-02", "count": 40}],
+            actor="nurse.a",
+            source="cli",
+        )[0]
+        projector.step()
+        amended = system.amend(
+            "PRJ-0000",
+            late.event_id,
+            {"type": "ctc_count", "occurred": "2015-01-02", "count": 4},
+            reason="transcription error",
+            actor="nurse.b",
+            source="cli",
+        )
+        projector.step()
+        first = system.history("PRJ-0000")[1]
+        system.retract(
+            "PRJ-0000", first.event_id, reason="wrong patient", actor="nurse.b", source="cli"
+        )
+        projector.step()
+        assert system.views.status()["lag"] == 0 and amended.version == 5
+        # then every stored view equals what a full recompute from the stream gives
+        history = system.history("PRJ-0000")
+        for view in readmodels.PATIENT_VIEWS:
+            stored = system.views.doc("PRJ-0000", view)
+            computed = readmodels.compute(view, "PRJ-0000", history)
+            assert stored is not None and json.loads(stored) == msgspec.to_builtins(computed)
+        draws = json.loads(system.views.doc("PRJ-0000", "ctc") or b"{}")["draws"]
+        assert [d["count"] for d in draws] == [4, 1]  # late entry first, as amended; 0 retracted
+    # and equals a clean rebuild
     _equals_clean_rebuild(store)
