@@ -61,7 +61,10 @@ def main() -> None:
             "| projector, per event (1 a round) |"
         )
         print("| --- | ---: | ---: | ---: | ---: |")
-        for patient_id, label in (("SMALL", "10 events at start"), ("BIG", "1,000 events at start")):
+        for patient_id, label in (
+            ("SMALL", "10 events at start"),
+            ("BIG", "1,000 events at start"),
+        ):
             inline = _append_ms(config, patient_id, inline=True)
             off = _append_ms(config, patient_id, inline=False)
             projector = _projector_ms(config, patient_id)
