@@ -424,3 +424,30 @@ def test_a_rebuild_killed_midway_is_resumed_by_the_projector(store: StoreConfig)
         assert Projector(watcher.views).step() == total - committed
     # and the result is what a clean rebuild gives
     _equals_clean_rebuild(store)
+
+
+def test_serve_no_projector_leaves_projection_to_a_worker(
+    store: StoreConfig, projectors: Any
+) -> None:
+    import httpx
+
+    with OncoLedger(store) as system:
+        headers = {"Authorization": f"Bearer {system.tokens.create('w', 'admin')}"}
+    server, url = _serve(store, "--no-projector")
+    try:
+        body = {"patient_id": "W1", "sex": "female", "birth_year": 1950, "occurred": "2016-04-26"}
+        assert httpx.post(f"{url}{V1}/patients", json=body, headers=headers).status_code == 201
+        # then the server answered without projecting, and reads of W1 are current anyway
+        status = httpx.get(f"{url}{V1}/projections/status", headers=headers).json()
+        assert status == {"position": 0, "head": 1, "lag": 1, "projector": False}
+        row = httpx.get(f"{url}{V1}/patients/W1", headers=headers).json()
+        assert row["events"] == 1 and row["birth_year"] == 1950
+        # when a worker runs once, then the cohort list shows the patient, current
+        worker = projectors("--once")
+        out, _ = worker.communicate(timeout=BOUND)
+        assert json.loads(out)["applied"] == 1
+        page = httpx.get(f"{url}{V1}/patients", headers=headers).json()
+        assert [p["patient_id"] for p in page["patients"]] == ["W1"] and page["lag"] == 0
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(BOUND)
