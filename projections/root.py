@@ -483,9 +483,16 @@ class OncoLedger:
             self._require_current_views("the cohort index")
         else:
             waiter = self.projector or Projector(self.views)
-            current = waiter.wait_for(self.views.head(), COHORT_WAIT_SECONDS)
-            if not current and waiter.failing:
-                raise _views_behind("the cohort index")
+            behind = not waiter.wait_for(self.views.head(), COHORT_WAIT_SECONDS)
+            if behind and self.projector is not None:
+                # This process's projector is busy, or failing? One try here tells (never
+                # waiting on another's batch): a failure is a refusal, not a stale list. With
+                # projection left to workers (--no-projector), the page says its lag instead.
+                try:
+                    self.views.catch_up(skip_locked=True)
+                except Exception as exc:
+                    log.exception("the cohort index could not catch up with the ledger")
+                    raise _views_behind("the cohort index") from exc
         return self.views.patients(**query)
 
     def patient(self, patient_id: str) -> readmodels.PatientRow:
