@@ -8,6 +8,8 @@ environment: ONCOLEDGER_DB or ONCOLEDGER_DATABASE_URL.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -35,6 +37,7 @@ from api.html import STATIC, pages_as_html
 from api.integrity import IntegrityController
 from api.pages import PageController
 from api.patients import PatientController
+from api.projections import ProjectionController
 from api.query_checks import check_query
 from api.schemas import Health
 from api.storage_errors import STORAGE_EXCEPTION_HANDLERS
@@ -42,6 +45,7 @@ from api.views import ViewController
 from api.web_auth import SignInController
 from domain.errors import ValidationFailed
 from domain.input_checks import parse_json
+from projections.projector import NO_PROJECTOR_ENV
 from projections.root import OncoLedger, StoreConfig
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -113,14 +117,22 @@ def _version() -> str:
         return "0.0.0"
 
 
-def create_app(config: StoreConfig | None = None) -> Litestar:
-    """The application over the store `config` (default: from the environment)."""
+def create_app(config: StoreConfig | None = None, *, projector: bool | None = None) -> Litestar:
+    """The application over the store `config` (default: from the environment). Writes are
+    answered once stored; a projector thread applies them to the views (`projector`, default:
+    unless ONCOLEDGER_NO_PROJECTOR is set, which `serve --no-projector` does)."""
     store = config or StoreConfig.from_env()
+    if projector is None:
+        projector = not os.environ.get(NO_PROJECTOR_ENV)
 
     @asynccontextmanager
     async def open_ledger(app: Litestar) -> AsyncIterator[None]:
-        ledger = await anyio.to_thread.run_sync(OncoLedger, store)
-        await anyio.to_thread.run_sync(ledger.catch_up_views)  # e.g. after an interrupted import
+        ledger = await anyio.to_thread.run_sync(
+            functools.partial(OncoLedger, store, project_inline=False)
+        )
+        if projector:
+            await anyio.to_thread.run_sync(ledger.catch_up_views)  # e.g. after an import
+            ledger.start_projector()
         app.state.ledger = ledger
         try:
             yield
@@ -136,6 +148,7 @@ def create_app(config: StoreConfig | None = None) -> Litestar:
             ViewController,
             *CHART_ROUTES,
             IntegrityController,
+            ProjectionController,
             AuditController,
             FhirController,
             FeedController,

@@ -26,6 +26,7 @@ from cli.fhir import fhir
 from cli.filters import cohort_filters, filter_query
 from cli.follow import follow
 from cli.params import as_of_options, json_option
+from cli.projector import projections_run
 from cli.record import EVENT_TYPE, body_options, build_body, given_fields, types_help
 from cli.serve import serve, token
 from cli.session import SOURCE, LedgerGroup, Session, default_actor, pass_session
@@ -627,10 +628,11 @@ def projections_status(session: Session, as_json: bool) -> None:
         render.emit_json(status)
         return
     click.echo(
-        f"views at position {status['position']} of {status['head']} ({status['behind']} behind)"
+        f"views at position {status['position']} of {status['head']} ({status['lag']} behind)"
     )
 
 
+projections.add_command(projections_run)
 for _command in (verify, digest, export, audit, access_log, serve, token, fhir, cohort, chart):
     cli.add_command(_command)
 cli.add_command(follow)

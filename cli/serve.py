@@ -13,6 +13,7 @@ import click
 
 from cli import render
 from cli.params import json_option
+from projections.projector import NO_PROJECTOR_ENV
 from projections.root import ROLES, OncoLedger, StoreConfig
 
 APP_FACTORY = "api.app:create_app"
@@ -60,8 +61,14 @@ def base_url(host: str, port: int) -> str:
     type=click.IntRange(min=1),
     help="Worker processes (each opens the store).",
 )
+@click.option(
+    "--no-projector",
+    is_flag=True,
+    help="Do not apply events to the views in this server: leave it to "
+    "`oncoledger projections run` workers.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int, no_projector: bool) -> None:
     """Serve the REST API; OpenAPI docs at http://HOST:PORT/schema.
 
     On a ledger that has never had an API token, an admin token named `demo-admin` is made
@@ -88,6 +95,10 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    if no_projector:
+        os.environ[NO_PROJECTOR_ENV] = "1"
+    else:
+        os.environ.pop(NO_PROJECTOR_ENV, None)
     uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers)
 
 

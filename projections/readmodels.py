@@ -68,6 +68,10 @@ class PatientPage(msgspec.Struct, frozen=True, kw_only=True):
     patients: list[PatientRow]
     next_cursor: str | None
     total: int | None = None
+    # The cohort index is kept by the projector and may lag the ledger: the position it has
+    # applied up to, and how many recorded events it has not applied yet (0: current).
+    position: int | None = None
+    lag: int | None = None
 
 
 def cohort_row(patient_id: str, history: History) -> PatientRow:

@@ -1,9 +1,10 @@
 """The composition root: one `OncoLedger` per process opens the ledger and its read models.
 
 The CLI and the REST API both call this and nothing below it. Commands go to the domain's
-`Ledger`; after each write the views catch up before the command returns, so a client reads
-its own writes. Reads come from the stored views, or, for `as_of` / `upto`, are derived from
-the stream as it was then.
+`Ledger`. In the CLI the views catch up before a write command returns; in the server a
+projector (`projections.projector`) applies writes after they are answered. Per-patient reads
+come from the stored views when those hold the whole stream, else (and for `as_of` / `upto`)
+are derived from the stream: a client always reads its own writes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from projections.audit import AuditPage, LedgerDigest, ledger_digest, query_audi
 from projections.feed import Feed
 from projections.figure import FigureData, figure_data
 from projections.figure import Format as ChartFormat
+from projections.projector import Projector
 from projections.views import Views
 
 __all__ = [
@@ -113,8 +115,12 @@ class _ImportStopped(Exception):
 class OncoLedger:
     """The product's service layer as one object: ledger + views for one process."""
 
-    def __init__(self, config: StoreConfig | None = None) -> None:
+    def __init__(self, config: StoreConfig | None = None, *, project_inline: bool = True) -> None:
         self.config = config or StoreConfig.from_env()
+        # True (the CLI): a write brings the views current before it returns. False (the
+        # server): writes return once stored, and a projector applies them.
+        self.project_inline = project_inline
+        self.projector: Projector | None = None
         self.ledger = Ledger(self.config)
         self.access_log = AccessLog.open(self.config)
         try:
@@ -126,10 +132,24 @@ class OncoLedger:
         self.views = Views.open(self.config, self.ledger)
         self.tokens = TokenStore.open(self.config)
         self.feed = Feed(self.ledger)
-        self.ledger.on_saved = self.feed.wake
+        self.ledger.on_saved = self._saved
         self.web_sessions = WebSessionStore.open(self.config, self.tokens)
 
+    def _saved(self) -> None:
+        self.feed.wake()
+        if self.projector is not None:
+            self.projector.wake()
+
+    def start_projector(self) -> Projector:
+        """Run a projector thread in this process (the server's default)."""
+        if self.projector is None:
+            self.projector = Projector(self.views)
+        self.projector.start()
+        return self.projector
+
     def close(self) -> None:
+        if self.projector is not None:
+            self.projector.stop()
         self.web_sessions.close()
         self.tokens.close()
         self.access_log.close()
@@ -167,7 +187,7 @@ class OncoLedger:
         receipts = self.ledger.append(
             patient_id, entries, actor=actor, source=source, expected_version=expected_version
         )
-        self.catch_up_views()
+        self._after_write()
         return receipts
 
     def amend(
@@ -256,7 +276,7 @@ class OncoLedger:
             report.stopped_at, report.stopped_because = stop.line, stop.fault.message
             report.stopped_outcome_unknown = isinstance(stop.fault, OutcomeUnknown)
         report.failed.sort()
-        self.catch_up_views()
+        self._after_write()
         return report
 
     def _import_all(
@@ -336,7 +356,7 @@ class OncoLedger:
         from domain.demo import record_demo
 
         recorded = record_demo(self.ledger, actor=actor, source=source)
-        self.catch_up_views()
+        self._after_write()
         return recorded
 
     def record_demo_cohort(
@@ -359,7 +379,7 @@ class OncoLedger:
             source=source,
             progress=progress,
         )
-        self.catch_up_views()
+        self._after_write()
         return created
 
     def version(self, patient_id: str) -> int:
@@ -413,9 +433,16 @@ class OncoLedger:
             return None
         if view == "ctc" and readmodels.effective_rule(rule) != readmodels.STORED_CTC_RULE:
             return None
-        if not self.catch_up_views():
-            return None  # derived from the stream instead: as current, only slower
-        return self.views.doc(patient_id, view)
+        # Read-your-writes from any process: the stored document only when the views hold
+        # every event of the stream as stored now; else derived from the stream (as current).
+        version = self.ledger.version(patient_id)
+        if not version:
+            return None
+        try:
+            return self.views.doc_at(patient_id, view, version)
+        except Exception:
+            log.exception("the views could not be read; derived from the stream instead")
+            return None
 
     def figure(
         self, patient_id: str, *, as_of: datetime | None = None, rule: str | None = None
@@ -449,18 +476,50 @@ class OncoLedger:
         return readmodels.replay(patient_id, self.history(patient_id))
 
     def patients(self, **query: Any) -> readmodels.PatientPage:
-        self._require_current_views("the cohort index")
+        """The cohort index, which may lag the ledger by the projector's delay (the page's
+        `position` and `lag` say by how much): with a projector running it is waited for
+        briefly; inline (the CLI), the views catch up first."""
+        if self.project_inline and self.projector is None:
+            self._require_current_views("the cohort index")
+        else:
+            waiter = self.projector or Projector(self.views)
+            behind = not waiter.wait_for(self.views.head(), COHORT_WAIT_SECONDS)
+            if behind and self.projector is not None:
+                # This process's projector is busy, or failing? One try here tells (never
+                # waiting on another's batch): a failure is a refusal, not a stale list. With
+                # projection left to workers (--no-projector), the page says its lag instead.
+                try:
+                    self.views.catch_up(skip_locked=True)
+                except Exception as exc:
+                    log.exception("the cohort index could not catch up with the ledger")
+                    raise _views_behind("the cohort index") from exc
         return self.views.patients(**query)
 
     def patient(self, patient_id: str) -> readmodels.PatientRow:
-        if self.catch_up_views():
-            return self.views.patient(patient_id)
+        version = self.ledger.version(patient_id)
+        if not version:
+            return self.views.patient(patient_id)  # not registered: NotFound
+        try:
+            row = self.views.patient_at(patient_id, version)
+        except Exception:
+            log.exception("the views could not be read; derived from the stream instead")
+            row = None
+        if row is not None:
+            return row
         return readmodels.project(patient_id, self.history(patient_id))[1]
+
+    def projection_status(self) -> dict[str, int]:
+        """How far the projector has applied the ledger: position, head and lag (events)."""
+        return self.views.status()
 
     # -- keeping the views current -------------------------------------------------------------
     # A write is acknowledged once the ledger has stored it; the views are derived and catch up
     # on the next write or read when they cannot now (a full disk under the views file, say).
     # Reads never answer from views that are behind: they derive from the stream, or refuse.
+
+    def _after_write(self) -> None:
+        if self.project_inline and self.projector is None:
+            self.catch_up_views()
 
     def catch_up_views(self) -> bool:
         """Bring the views up to the ledger's head (a server does it at start-up, after an
@@ -475,11 +534,7 @@ class OncoLedger:
 
     def _require_current_views(self, what: str) -> None:
         if not self.catch_up_views():
-            raise StorageFault(
-                f"{what} cannot catch up with the ledger (the server log says why); it would "
-                "be incomplete, so it is not answered; try again later",
-                rule="views_behind",
-            )
+            raise _views_behind(what)
 
     # -- cohort survival -----------------------------------------------------------------------
 
@@ -596,6 +651,9 @@ class OncoLedger:
 
 
 IMPORT_BATCH = 500
+# How long a cohort-list read waits for a running projector to reach the head before it answers
+# with what the views hold (saying so in `lag`).
+COHORT_WAIT_SECONDS = 2.0
 
 
 def _import_line(line: bytes | str) -> tuple[str, ev.AnyEvent, bool]:
@@ -611,6 +669,14 @@ def _import_line(line: bytes | str) -> tuple[str, ev.AnyEvent, bool]:
         )
     ignored = any(data.get(name) is not None for name in ev.SERVER_FIELDS)
     return patient_id, decode_entry(ev.strip_server_fields(data)), ignored
+
+
+def _views_behind(what: str) -> StorageFault:
+    return StorageFault(
+        f"{what} cannot catch up with the ledger (the server log says why); it would "
+        "be incomplete, so it is not answered; try again later",
+        rule="views_behind",
+    )
 
 
 def _today() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 TRACKING_NAME = "views"
 BATCH = 500
 REBUILD_BATCH = 2000
+HISTORY_CACHE = 2000  # patients whose decoded history the catch-up keeps in memory
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ol_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
@@ -105,6 +107,10 @@ class Views:
         self.db = db
         self.ledger = ledger
         self._catching_up = threading.Lock()
+        # Decoded histories of recently projected patients (least recently used first), so that
+        # applying an event does not re-read and re-decode the patient's whole stream. An entry
+        # is used only when it ends exactly where the new events begin; any failure clears all.
+        self._histories: OrderedDict[str, list[ev.AnyEvent]] = OrderedDict()
         self.create()
 
     @classmethod
@@ -137,6 +143,7 @@ class Views:
             self.create()
 
     def drop(self) -> None:
+        self._histories.clear()
         with self.db.transaction(write=True) as cur:
             for table in DROP:
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -153,33 +160,57 @@ class Views:
         return int(self.ledger.recorder.max_notification_id() or 0)
 
     def catch_up(
-        self, *, progress: Callable[[int, int], None] | None = None, batch: int = BATCH
+        self,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        batch: int = BATCH,
+        skip_locked: bool = False,
     ) -> int:
-        """Apply every notification after the tracked position; return how many were applied."""
+        """Apply every notification after the tracked position; return how many were applied.
+
+        With `skip_locked` (the projector's way), a PostgreSQL tracking row another process
+        holds is not waited for: that process is applying the same events, and this call
+        returns at once (0) instead of stalling behind it."""
         head = self.head()
         if self.position() >= head:
             return 0
         # Threads of this process catch up one at a time: a thread that waited here usually
         # finds its events applied by the one before it, without touching the database lock.
         with self._catching_up:
-            return self._catch_up(head, progress, batch)
+            return self._catch_up(head, progress, batch, skip_locked)
 
-    def _catch_up(self, head: int, progress: Callable[[int, int], None] | None, batch: int) -> int:
+    def _catch_up(
+        self,
+        head: int,
+        progress: Callable[[int, int], None] | None,
+        batch: int,
+        skip_locked: bool = False,
+    ) -> int:
         applied = 0
         if self.position() >= head:
             return 0
+        lock = ""
+        if self.db.is_postgres:
+            lock = " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
         while True:
             with self.db.transaction(write=True) as cur:
+                # The tracking row is locked (PostgreSQL) or the file is (SQLite) until the
+                # batch and its new position commit together: each event applied once.
                 cur.execute(
-                    "SELECT position FROM ol_tracking WHERE name = ?"
-                    + (" FOR UPDATE" if self.db.is_postgres else ""),
-                    (TRACKING_NAME,),
+                    "SELECT position FROM ol_tracking WHERE name = ?" + lock, (TRACKING_NAME,)
                 )
-                position = int(cur.fetchone()[0])
+                locked = cur.fetchone()
+                if locked is None:
+                    return applied  # another projector holds the row and is applying these
+                position = int(locked[0])
                 notifications = self.ledger.recorder.select_notifications(position + 1, batch)
                 if not notifications:
                     return applied
-                self._apply(cur, notifications)
+                try:
+                    self._apply(cur, notifications)
+                except BaseException:
+                    self._histories.clear()  # the batch is rolled back: so are its histories
+                    raise
                 position = notifications[-1].id
                 cur.execute(
                     "UPDATE ol_tracking SET position = ? WHERE name = ?",
@@ -194,11 +225,26 @@ class Views:
                 return applied
 
     def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
-        touched: dict[str, None] = {}
+        touched: dict[str, list[ev.AnyEvent] | None] = {}
         rows = []
+        erased: Callable[[str], bool] | None = getattr(self.ledger, "is_erased", None)
         for n in notifications:
-            state = self.ledger.plaintext(n)
-            entry = _entry_decoder.decode(state)
+            patient_id = str(n.originator_id)
+            if erased is not None and erased(patient_id):
+                continue  # an erased patient has no views; the position still moves on
+            try:
+                state = self.ledger.plaintext(n)
+                entry = _entry_decoder.decode(state)
+            except Exception:
+                # A stream whose payloads cannot be read (its key destroyed by an erasure)
+                # must not stall every other patient's views: skipped, and said so in the log.
+                log.warning(
+                    "event %s of patient %s cannot be read; skipped",
+                    n.id,
+                    patient_id,
+                    exc_info=True,
+                )
+                continue
             target = getattr(entry, "target_event_id", None)
             rows.append(
                 _column_safe(
@@ -218,21 +264,38 @@ class Views:
                     )
                 )
             )
-            touched[str(n.originator_id)] = None
+            if patient_id not in touched:
+                cached = self._histories.pop(patient_id, None)
+                if cached is not None and len(cached) != n.originator_version - 1:
+                    cached = None  # another projector applied events in between: read again
+                touched[patient_id] = cached
+            known = touched[patient_id]
+            if known is not None:
+                if len(known) == n.originator_version - 1:
+                    known.append(entry)
+                else:
+                    touched[patient_id] = None
         cur.executemany(
             "INSERT INTO ol_events (event_id, position, patient_id, version, type, occurred, "
             "recorded_at, recorded_by, source, target_event_id, reason, body) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        for patient_id in touched:
-            self._refresh_patient(cur, patient_id)
+        for patient_id, known in touched.items():
+            history = known if known is not None else self._stored_history(cur, patient_id)
+            self._refresh_patient(cur, patient_id, history)
+            self._histories[patient_id] = history
+            while len(self._histories) > HISTORY_CACHE:
+                self._histories.popitem(last=False)
 
-    def _refresh_patient(self, cur: Cursor, patient_id: str) -> None:
+    @staticmethod
+    def _stored_history(cur: Cursor, patient_id: str) -> list[ev.AnyEvent]:
         cur.execute(
             "SELECT body FROM ol_events WHERE patient_id = ? ORDER BY version", (patient_id,)
         )
-        history = [_entry_decoder.decode(row[0]) for row in cur.fetchall()]
+        return [_entry_decoder.decode(row[0]) for row in cur.fetchall()]
+
+    def _refresh_patient(self, cur: Cursor, patient_id: str, history: list[ev.AnyEvent]) -> None:
         try:
             views, row = readmodels.project(patient_id, history)
         except Exception:
@@ -325,6 +388,9 @@ class Views:
         if column == "patient_id":
             order = f"patient_id {direction}"
         with self.db.transaction() as cur:
+            cur.execute("SELECT position FROM ol_tracking WHERE name = ?", (TRACKING_NAME,))
+            tracked = cur.fetchone()
+            position = int(tracked[0]) if tracked else 0
             total = None
             if count:
                 cur.execute(f"SELECT COUNT(*) FROM ol_patients{where}", params)
@@ -340,11 +406,57 @@ class Views:
             patients=[_patient_row(r) for r in rows[:limit]],
             next_cursor=_encode_cursor(offset + limit) if more else None,
             total=total,
+            position=position,
+            lag=max(0, self.head() - position),
         )
 
     def status(self) -> dict[str, int]:
         position, head = self.position(), self.head()
-        return {"position": position, "head": head, "behind": max(0, head - position)}
+        lag = max(0, head - position)
+        return {"position": position, "head": head, "lag": lag, "behind": lag}
+
+    # -- per-patient reads that know whether they are current ----------------------------------
+
+    def doc_at(self, patient_id: str, view: str, version: int) -> bytes | None:
+        """The stored document of a view, only if the views have applied exactly `version`
+        events of the patient's stream (else None: the caller derives it from the stream)."""
+        with self.db.transaction() as cur:
+            if self._version(cur, patient_id) != version:
+                return None
+            cur.execute(
+                "SELECT doc FROM ol_docs WHERE patient_id = ? AND view = ?", (patient_id, view)
+            )
+            row = cur.fetchone()
+        return row[0].encode() if row else None
+
+    def patient_at(self, patient_id: str, version: int) -> readmodels.PatientRow | None:
+        """The cohort row, only if the views have applied exactly `version` of its events."""
+        with self.db.transaction() as cur:
+            if self._version(cur, patient_id) != version:
+                return None
+            cur.execute(
+                f"SELECT {', '.join(PATIENT_COLUMNS)} FROM ol_patients WHERE patient_id = ?",
+                (patient_id,),
+            )
+            row = cur.fetchone()
+        return None if row is None else _patient_row(row)
+
+    @staticmethod
+    def _version(cur: Cursor, patient_id: str) -> int:
+        cur.execute("SELECT MAX(version) FROM ol_events WHERE patient_id = ?", (patient_id,))
+        row = cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # -- erasure -------------------------------------------------------------------------------
+
+    def forget(self, patient_id: str) -> None:
+        """Delete every stored row and document of one patient (idempotent); the erasure of a
+        patient calls it. The tracked position is not moved: later events of that stream are
+        skipped by the catch-up (`Ledger.is_erased`, or undecryptable payloads)."""
+        self._histories.pop(patient_id, None)
+        with self.db.transaction(write=True) as cur:
+            for table in ("ol_events", "ol_docs", "ol_patients", survival_subjects.TABLE):
+                cur.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
 
 
 def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -496,7 +496,7 @@ def test_digest_json_changes_when_something_is_recorded(run: Cli) -> None:
 
 def test_projections_rebuild_and_status(run: Cli) -> None:
     run("demo", "--quiet")
-    assert run.json("projections", "status") == {"position": 62, "head": 62, "behind": 0}
+    assert run.json("projections", "status") == {"position": 62, "head": 62, "lag": 0, "behind": 0}
     rebuilt = run.json("projections", "rebuild")
     assert rebuilt["applied"] == 62 and rebuilt["behind"] == 0
     assert "62 events" in run("projections", "rebuild").stdout

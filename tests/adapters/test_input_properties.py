@@ -129,6 +129,8 @@ class Target:
         self.system.append("P1", [registration], actor="a", source="cli")
         draw = {"type": "ctc_count", "occurred": "2021", "count": 4}
         self.target = str(self.system.append("P1", [draw], actor="a", source="cli")[0].event_id)
+        # The server's projector applies writes after they return: current before the inputs.
+        self.system.catch_up_views()
 
     def post(self, url: str, content: bytes) -> Any:
         response = self.client.post(url, content=content, headers=self.headers)

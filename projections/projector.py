@@ -1,0 +1,98 @@
+"""The projector: keeps the stored views current off the request path.
+
+A write is acknowledged once the ledger has stored it; the projector applies it to the views
+afterwards, in batches, each batch committed together with the tracking position
+(`Views.catch_up`). It runs as a thread inside `oncoledger serve` (woken by every save of that
+process, and polling for saves of other processes), or on its own (`oncoledger projections
+run`). Several projectors on one PostgreSQL database share the work safely: the tracking row is
+taken with `FOR UPDATE SKIP LOCKED`, so one applies a batch while the others skip, never
+applying an event twice and never waiting on each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from projections.views import Views
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+# Set (by `serve --no-projector`) for server processes that leave projecting to workers.
+NO_PROJECTOR_ENV = "ONCOLEDGER_NO_PROJECTOR"
+
+
+class Projector:
+    def __init__(self, views: Views, *, poll: float = POLL_SECONDS) -> None:
+        self.views = views
+        self.poll = poll
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.applied = 0
+        # The last round failed (a full disk under the views, say): reads that would show the
+        # lag refuse instead of answering from views that are not moving.
+        self.failing = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="oncoledger-projector", daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask `run` to return after its current batch (safe from a signal handler)."""
+        self._stop.set()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def wake(self) -> None:
+        """A save happened: apply it without waiting for the next poll."""
+        self._wake.set()
+
+    def run(self) -> None:
+        """Catch up, then wait for a wake-up or the poll interval; until `stop`."""
+        while not self._stop.is_set():
+            self._wake.clear()
+            self.step()
+            # While failing, back off (up to 5 s) rather than retry at full speed.
+            self._wake.wait(max(self.poll, 5.0) if self.failing else self.poll)
+
+    def step(self) -> int:
+        """One round of catch-up; failures are logged and retried on the next round."""
+        try:
+            applied = self.views.catch_up(skip_locked=True)
+        except Exception:
+            if not self.failing:  # once per failing streak, not at every retry
+                log.exception("the projector could not apply events; it tries again")
+            self.failing = True
+            return 0
+        if self.failing:
+            log.warning("the projector applies events again")
+        self.failing = False
+        self.applied += applied
+        return applied
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Wait (at most `timeout` seconds) until the views have applied `position`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.views.position() >= position:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.wake()
+            time.sleep(min(0.01, remaining))
