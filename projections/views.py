@@ -22,6 +22,7 @@ from domain.errors import NotFound, ValidationFailed
 from domain.instants import iso_utc
 from domain.ledger.application import Ledger, StoreConfig
 from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
+from domain.ledger.patient_keys import envelope_of, scrub
 from domain.synthetic import SYNTHETIC_ID_PREFIXES
 from projections import readmodels, survival_subjects
 
@@ -197,6 +198,9 @@ class Views:
         touched: dict[str, None] = {}
         rows = []
         for n in notifications:
+            if self.ledger.is_erased(str(n.originator_id)):
+                rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
+                continue
             state = self.ledger.plaintext(n)
             entry = _entry_decoder.decode(state)
             target = getattr(entry, "target_event_id", None)
@@ -255,6 +259,24 @@ class Views:
             values,
         )
         survival_subjects.write(cur, patient_id, views)
+
+    # -- erasure -------------------------------------------------------------------------------
+
+    PATIENT_TABLES = ("ol_docs", "ol_patients", survival_subjects.TABLE)
+
+    def forget(self, patient_id: str) -> None:
+        """Delete every stored row and document of one patient (idempotent), and leave no copy
+        of them on disk (secure_delete zeroes the rows; the WAL is checkpointed; PostgreSQL
+        vacuums the tables). The change audit keeps the events' clear envelopes (who recorded
+        which type when), without their clinical date, body or correction reason."""
+        with self.db.transaction(write=True) as cur:
+            for table in self.PATIENT_TABLES:
+                cur.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
+            cur.execute(
+                "UPDATE ol_events SET occurred = '', reason = NULL, body = '' WHERE patient_id = ?",
+                (patient_id,),
+            )
+        scrub(self.db, ["ol_events", *self.PATIENT_TABLES])
 
     def rebuild(self, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Drop every view and build it again from the first event."""
@@ -345,6 +367,25 @@ class Views:
     def status(self) -> dict[str, int]:
         position, head = self.position(), self.head()
         return {"position": position, "head": head, "behind": max(0, head - position)}
+
+
+def _erased_row(n: Any) -> list[Any]:
+    """The change-audit row of an erased patient's event: its clear envelope, no content."""
+    clear = envelope_of(bytes(n.state))
+    return [
+        str(clear.get("event_id")),
+        n.id,
+        str(n.originator_id),
+        n.originator_version,
+        str(clear.get("type")),
+        "",
+        str(clear.get("recorded_at") or ""),
+        str(clear.get("recorded_by") or ""),
+        str(clear.get("source") or ""),
+        clear.get("target_event_id"),
+        None,
+        "",
+    ]
 
 
 def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:

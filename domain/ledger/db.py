@@ -13,9 +13,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from domain.ledger.application import StoreConfig
+if TYPE_CHECKING:
+    from domain.ledger.application import StoreConfig
 
 
 class Cursor(Protocol):
@@ -44,6 +45,8 @@ class SqliteDb:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Deleted and overwritten rows are zeroed on disk (an erased patient leaves no copy).
+            conn.execute("PRAGMA secure_delete=ON")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -63,6 +66,10 @@ class SqliteDb:
             conn.commit()
         finally:
             cur.close()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and empty it (no old page versions remain)."""
+        self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:
