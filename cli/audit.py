@@ -55,6 +55,11 @@ def verify(
         click.echo(
             f"intact: {report.patients} patient(s), {report.events} events, every chain verified"
         )
+    if not as_json and report.erased:
+        click.echo(
+            f"erased: {', '.join(report.erased)} (linkage checked from the stored hashes; "
+            "their content was destroyed with their keys)"
+        )
     else:
         click.echo(
             f"BROKEN: {len(report.breaks)} of {report.patients} chain(s); "

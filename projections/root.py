@@ -53,6 +53,7 @@ __all__ = [
     "ROLES",
     "WEB_SESSION_LIFETIME",
     "AccessPage",
+    "Erasure",
     "OncoLedger",
     "Permission",
     "Principal",
