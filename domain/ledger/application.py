@@ -36,6 +36,7 @@ from domain.errors import (
     Gone,
     NotFound,
     OutcomeUnknown,
+    RuleViolation,
     StaleVersion,
     ValidationFailed,
 )
@@ -52,7 +53,7 @@ from domain.integrity import (
 from domain.ledger.db import open_db
 from domain.ledger.event_index import EVENT_IDS, recorder_topic
 from domain.ledger.mapper import LedgerMapper
-from domain.ledger.patient_keys import Erasure, PatientKeys, envelope_of
+from domain.ledger.patient_keys import Erasure, PatientKeys, envelope_of, is_sealed
 from domain.ledger.storage_faults import storage_fault
 from domain.patient import Patient, Recorded
 
@@ -243,8 +244,17 @@ class Ledger(Application[str]):
             )
         if not reason.strip():
             raise ValidationFailed("an erasure needs a reason", field="reason", rule="required")
-        if not self.exists(patient_id):
+        stored = self.recorder.select_events(patient_id)
+        if not stored:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
+        if not all(is_sealed(bytes(e.state)) for e in stored):
+            raise RuleViolation(
+                f"patient {patient_id} has events recorded before per-patient keys (in clear or "
+                "under the master key itself): destroying a key would not erase them, so "
+                "nothing was erased",
+                field="patient_id",
+                rule="erasable",
+            )
         with self._streams.lock(patient_id):
             erasure = self.keys.erase(patient_id, actor=actor, reason=reason)
             self._streams.take(patient_id)

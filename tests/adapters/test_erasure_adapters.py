@@ -102,3 +102,27 @@ def test_rotating_the_master_key_from_the_command_line(store: StoreConfig) -> No
     assert "re-wrapped 1 patient key" in run("keys", "rotate", "--new-key", new).stdout
     assert "not this store's key" in run("history", KEEP, code=2).stderr
     assert Cli(replace(store, cipher_key=new))("history", KEEP, code=0)
+
+
+def test_the_patient_page_of_an_erased_patient_answers_410(keyed_api: Api) -> None:
+    api = keyed_api
+    api.register(GONE)
+    api.register(KEEP)
+    assert api.post(f"{V1}/patients/{GONE}/erasure", {"reason": "request"}).status_code == 201
+    # given a signed-in browser (the pages take a session, not a bearer token)
+    client = api.client
+    assert client.get("/login?next=/patients").status_code == 200
+    signed_in = client.post(
+        "/login",
+        data={"token": api.tokens["reader"], "next": "/patients"},
+        headers={"Origin": "http://testserver.local", "Sec-Fetch-Site": "same-origin"},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303
+    # then the erased patient's page is Gone, the cohort page leaves it out
+    page = client.get(f"/patients/{GONE}", follow_redirects=False)
+    assert page.status_code == 410 and "erased" in page.text
+    cohort = client.get("/patients", follow_redirects=False)
+    assert cohort.status_code == 200
+    assert f'href="/patients/{KEEP}"' in cohort.text
+    assert f'href="/patients/{GONE}"' not in cohort.text

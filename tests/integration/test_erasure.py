@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from domain.errors import Gone, NotFound, ValidationFailed
+from domain.errors import Gone, NotFound, RuleViolation, ValidationFailed
 from domain.ledger.application import StoreConfig
 from domain.ledger.patient_keys import envelope_of
 from domain.patient import GENESIS_HASH
@@ -298,3 +298,29 @@ def test_rotating_the_master_key_rewraps_every_patient_key(keyed: StoreConfig) -
         assert "keys-rotate" in resources
     with pytest.raises(ValidationFailed, match="not this store's key"):
         OncoLedger(keyed)
+
+
+def test_a_store_written_before_per_patient_keys_opens_and_refuses_a_false_erasure(
+    keyed: StoreConfig,
+) -> None:
+    # given events written the way the previous version wrote them (under the master key)
+    with OncoLedger(keyed) as system:
+        mapper: Any = system.ledger.mapper
+        keys, mapper.keys = mapper.keys, None
+        _record(system, PATIENTS[0])
+        mapper.keys = keys
+        legacy = _stored(system, PATIENTS[0])
+        assert not any(s.startswith(b"OLE1") for s in legacy)
+    # when the store is opened by this version
+    with OncoLedger(keyed) as system:
+        # then the old events read and verify as before, and new ones are sealed per patient
+        assert len(system.history(PATIENTS[0])) == 2
+        _record(system, PATIENTS[1])
+        assert all(s.startswith(b"OLE1") for s in _stored(system, PATIENTS[1]))
+        assert system.verify().ok
+        # and erasing a patient with old events is refused: its key would not erase them
+        with pytest.raises(RuleViolation) as refused:
+            system.erase(PATIENTS[0], actor="admin", reason="request", channel="cli")
+        assert refused.value.rule == "erasable"
+        assert not system.ledger.is_erased(PATIENTS[0])
+        assert len(system.history(PATIENTS[0])) == 2
