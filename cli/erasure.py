@@ -7,6 +7,7 @@ import click
 from cli import render
 from cli.params import json_option
 from cli.session import SOURCE, Session, pass_session
+from projections.root import migrate_store
 
 
 @click.command("erase")
@@ -64,4 +65,27 @@ def keys_rotate(session: Session, new_key: str) -> None:
     click.echo(
         f"re-wrapped {count} patient key(s) under the new master key: from now on set "
         "ONCOLEDGER_CIPHER_KEY to it (the old key no longer opens this store)"
+    )
+
+
+@click.command()
+@json_option
+@pass_session
+def migrate(session: Session, as_json: bool) -> None:
+    """Seal events written before per-patient keys under their patients' own keys.
+
+    For a store in clear (give it a key: ONCOLEDGER_CIPHER_KEY, or `<db>.key`) or encrypted
+    under the master key itself. Content and hashes stay exactly as they were, so chains and
+    digests kept before still verify. All or nothing; running it again does nothing."""
+    report = migrate_store(session.config)
+    if as_json:
+        render.emit_json(report)
+        return
+    before = "under the master key" if report.was_encrypted else "in clear"
+    click.echo(
+        f"migrated: {report.sealed} event(s) of {report.patients} patient(s) were {before} and "
+        f"are now sealed under per-patient keys ({report.events} events in the store). "
+        f"{report.unsalted} event(s) predate per-event salts: their content and chains verify "
+        "as before, but after an erasure a guessed payload of them could be confirmed against "
+        "its stored hash."
     )

@@ -29,8 +29,12 @@ from domain.integrity import ChainReport
 from domain.ledger.access_log import MAX_LIMIT as ACCESS_MAX_LIMIT
 from domain.ledger.access_log import AccessLog, AccessLogReport, AccessPage
 from domain.ledger.application import Ledger, Receipt, StoreConfig
+from domain.ledger.db import open_db
 from domain.ledger.db import views_path as views_path
 from domain.ledger.key_check import check_cipher_key, rotate_master_key
+from domain.ledger.key_file import create_key_file as create_key_file
+from domain.ledger.key_file import with_key_file
+from domain.ledger.migration import MigrationReport, migrate
 from domain.ledger.patient_keys import Erasure
 from domain.ledger.storage_faults import storage_fault
 from domain.ledger.tokens import ROLES as ROLES
@@ -116,7 +120,8 @@ class OncoLedger:
     """The product's service layer as one object: ledger + views for one process."""
 
     def __init__(self, config: StoreConfig | None = None) -> None:
-        self.config = config or StoreConfig.from_env()
+        # No key set, and `<db>.key` beside a SQLite store: that is its master key.
+        self.config = with_key_file(config or StoreConfig.from_env())
         self.ledger = Ledger(self.config)
         self.access_log = AccessLog.open(self.config)
         try:
@@ -620,6 +625,18 @@ class OncoLedger:
     ) -> ExportReport:
         """Verify an export with no database (callable on the class, nothing opened)."""
         return verify_export(document, digest=digest)
+
+
+def migrate_store(config: StoreConfig) -> MigrationReport:
+    """Seal a store's older events under per-patient keys (`oncoledger migrate`). Opens the
+    ledger without the start-up key check: a plaintext store given a key is what it migrates."""
+    ledger = Ledger(with_key_file(config))
+    db = open_db(ledger.config, side="ledger")
+    try:
+        return migrate(db, ledger)
+    finally:
+        db.close()
+        ledger.close()
 
 
 IMPORT_BATCH = 500

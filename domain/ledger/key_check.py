@@ -119,6 +119,11 @@ def _first_event_encrypted(ledger: Ledger, cipher: Any) -> bool:
     return True
 
 
+def check_value_of(ledger: Ledger) -> str:
+    """The key check value of the ledger's master key."""
+    return _check_value(ledger.factory.cipher())
+
+
 def _check_value(cipher: Any) -> str:
     return base64.b64encode(cipher.encrypt(KEY_CHECK_TEXT)).decode()
 
@@ -149,7 +154,9 @@ def _refuse_wrong_key() -> NoReturn:
 
 def _refuse_missing_key() -> NoReturn:
     raise ValidationFailed(
-        f"this store is encrypted: set {FIELD} to its key; nothing was read or written",
+        f"this store is encrypted: set {FIELD} to its key (or, for a SQLite store, put the "
+        "key in the file `<db>.key` beside it, as init/demo/serve make it); nothing was read "
+        "or written",
         field=FIELD,
         rule="cipher_key",
     )

@@ -17,6 +17,7 @@ import base64
 import os
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,9 @@ ENVELOPE_FIELDS = (
     "hash",
 )
 _encoder = msgspec.json.Encoder(order="sorted")
+# Seconds a live key is used from memory before the key table is asked again (erasures made by
+# another process reach this one within that time).
+RECHECK = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class PatientKeys:
     def __init__(self, db: SqliteDb | PostgresDb, master_key: str) -> None:
         self.db = db
         self._master = AESGCM(base64.b64decode(master_key))
-        self._cache: dict[str, bytes | None] = {}
+        self._cache: dict[str, tuple[bytes | None, float]] = {}
         self._lock = threading.Lock()
         with db.transaction(write=True) as cur:
             if db.is_postgres:
@@ -80,9 +84,9 @@ class PatientKeys:
 
     def key(self, patient_id: str, *, create: bool = False) -> bytes | None:
         """The patient's data key; None when it was erased (or, without `create`, never made)."""
-        with self._lock:
-            if patient_id in self._cache:
-                return self._cache[patient_id]
+        hit, key = self._cached(patient_id)
+        if hit:
+            return key
         row = self._row(patient_id)
         if row is None and create:
             wrapped = self._wrap(patient_id, AESGCM.generate_key(bit_length=256))
@@ -96,19 +100,36 @@ class PatientKeys:
         if row is None:
             return None
         key = self._unwrap(patient_id, row[0]) if row[0] is not None else None
-        with self._lock:
-            self._cache[patient_id] = key
+        self._remember(patient_id, key)
         return key
 
     def is_erased(self, patient_id: str) -> bool:
-        with self._lock:
-            if patient_id in self._cache:
-                return self._cache[patient_id] is None
+        hit, key = self._cached(patient_id)
+        if hit:
+            return key is None
         row = self._row(patient_id)
-        if row is not None and row[0] is not None:
-            with self._lock:
-                self._cache[patient_id] = self._unwrap(patient_id, row[0])
-        return row is not None and row[0] is None
+        if row is None:
+            return False
+        key = self._unwrap(patient_id, row[0]) if row[0] is not None else None
+        self._remember(patient_id, key)
+        return key is None
+
+    def _cached(self, patient_id: str) -> tuple[bool, bytes | None]:
+        """A key known to this process. A live key is asked for again after `RECHECK` seconds,
+        so an erasure made by another process takes effect here within that time, at the cost
+        of one primary-key lookup per patient per `RECHECK` (never one per event)."""
+        with self._lock:
+            known = self._cache.get(patient_id)
+        if known is None:
+            return False, None
+        key, checked = known
+        if key is None or time.monotonic() - checked < RECHECK:
+            return True, key
+        return False, None
+
+    def _remember(self, patient_id: str, key: bytes | None) -> None:
+        with self._lock:
+            self._cache[patient_id] = (key, time.monotonic())
 
     def has_key(self, patient_id: str) -> bool:
         return self._row(patient_id) is not None
@@ -163,8 +184,7 @@ class PatientKeys:
                 "erased_reason = ? WHERE patient_id = ?",
                 (erased_at, actor, reason, patient_id),
             )
-        with self._lock:
-            self._cache[patient_id] = None
+        self._remember(patient_id, None)
         self.scrub(["ol_patient_keys"])
         return Erasure(patient_id, erased_at, actor, reason)
 
@@ -245,7 +265,7 @@ class PatientKeys:
 def _envelope(patient_id: str, version: int, topic: str, entry: Any) -> bytes:
     envelope: dict[str, Any] = {"stream": patient_id, "version": version, "topic": topic}
     for name in ENVELOPE_FIELDS:
-        envelope[name] = getattr(entry, name, None)
+        envelope[name] = entry.get(name) if isinstance(entry, dict) else getattr(entry, name, None)
     return _encoder.encode(envelope)
 
 

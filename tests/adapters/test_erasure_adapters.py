@@ -126,3 +126,14 @@ def test_the_patient_page_of_an_erased_patient_answers_410(keyed_api: Api) -> No
     assert cohort.status_code == 200
     assert f'href="/patients/{KEEP}"' in cohort.text
     assert f'href="/patients/{GONE}"' not in cohort.text
+
+
+def test_migrate_from_the_command_line(store: StoreConfig) -> None:
+    plain = Cli(store)
+    plain("patient", "register", KEEP, "--sex", "female", "--on", "2020-01-02")
+    keyed = Cli(replace(store, cipher_key=base64.b64encode(os.urandom(32)).decode()))
+    assert "created unencrypted" in keyed("history", KEEP, code=2).stderr
+    done = keyed("migrate")
+    assert "migrated: 1 event(s) of 1 patient(s) were in clear" in done.stdout
+    assert keyed.json("migrate")["sealed"] == 0
+    assert len(keyed.json("history", KEEP)) == 1

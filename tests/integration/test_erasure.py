@@ -164,63 +164,63 @@ def test_erasing_one_of_three_patients(keyed: StoreConfig) -> None:
         assert reopened.digest().sha256 == before.sha256
 
 
+REGISTRATION = {"occurred": "2024-01-10", "sex": "female", "birth_year": 1961}
+
+
+def _registered_envelope(system: OncoLedger) -> dict[str, Any]:
+    system.register(ERASED, REGISTRATION, actor="nurse", source="cli")
+    return envelope_of(bytes(system.ledger.stored_events(ERASED)[0].state))
+
+
+def _guessed_hash(envelope: dict[str, Any], sex: str, year: int, salt: str | None) -> str:
+    """What an attacker holding the clear envelope computes for one guessed registration."""
+    guess: dict[str, Any] = {
+        "type": "patient_registered",
+        "event_id": envelope["event_id"],
+        "patient_id": ERASED,
+        "occurred": "2024-01-10",
+        "date_estimated": False,
+        "note": None,
+        "version": 1,
+        "recorded_at": envelope["recorded_at"],
+        "recorded_by": envelope["recorded_by"],
+        "source": envelope["source"],
+        "prev_hash": GENESIS_HASH,
+        "sex": sex,
+        "birth_year": year,
+        "primary_site": "esophagus",
+    }
+    if salt is not None:
+        guess["salt"] = salt
+    encoded = msgspec.json.Encoder(order="sorted").encode(guess)
+    return hashlib.sha256(encoded + GENESIS_HASH.encode()).hexdigest()
+
+
 def test_a_guessed_registration_does_not_reproduce_the_stored_hash(keyed: StoreConfig) -> None:
     # given an erased patient whose registration is one of a few hundred possibilities
     with OncoLedger(keyed) as system:
-        system.register(
-            ERASED,
-            {"occurred": "2024-01-10", "sex": "female", "birth_year": 1961},
-            actor="nurse",
-            source="cli",
-        )
+        envelope = _registered_envelope(system)
         system.erase(ERASED, actor="admin", reason="request", channel="cli")
-        envelope = envelope_of(bytes(system.ledger.stored_events(ERASED)[0].state))
-    # when an attacker with the clear envelope tries every sex and birth year, even the true one
-    encoder = msgspec.json.Encoder(order="sorted")
-    hits = 0
-    for sex in ("female", "male", "other", "unknown"):
-        for year in range(1900, 2027):
-            guess: dict[str, Any] = {
-                "type": "patient_registered",
-                "event_id": envelope["event_id"],
-                "patient_id": ERASED,
-                "occurred": "2024-01-10",
-                "date_estimated": False,
-                "note": None,
-                "version": 1,
-                "recorded_at": envelope["recorded_at"],
-                "recorded_by": envelope["recorded_by"],
-                "source": envelope["source"],
-                "prev_hash": GENESIS_HASH,
-                "sex": sex,
-                "birth_year": year,
-                "primary_site": "esophagus",
-            }
-            digest = hashlib.sha256(encoder.encode(guess) + GENESIS_HASH.encode()).hexdigest()
-            hits += digest == envelope["hash"]
+    # when an attacker with the clear envelope tries every sex and birth year, the true one too
+    guesses = [
+        _guessed_hash(envelope, sex, year, salt=None)
+        for sex in ("female", "male", "other", "unknown")
+        for year in range(1900, 2027)
+    ]
     # then no guess reproduces the stored hash: the random salt was destroyed with the key
-    assert hits == 0
+    assert envelope["hash"] not in guesses
 
 
-def test_the_same_guess_would_succeed_without_the_salt(keyed: StoreConfig) -> None:
-    # The guessing test above can fail: with the salt known (before erasure), the true
-    # registration's hash is reproduced from its content, as verify does.
+def test_the_guess_reproduces_the_hash_only_with_the_salt(keyed: StoreConfig) -> None:
+    # The test above can fail: with the salt (readable before erasure, inside the ciphertext)
+    # the attacker's encoding of the true registration gives exactly the stored hash.
     with OncoLedger(keyed) as system:
-        system.register(
-            ERASED,
-            {"occurred": "2024-01-10", "sex": "female", "birth_year": 1961},
-            actor="nurse",
-            source="cli",
-        )
-        content = msgspec.json.decode(
-            system.ledger.plaintext(system.ledger.stored_events(ERASED)[0])
-        )
-    assert len(content["salt"]) == 32  # 128 bits, hex
-    body = {k: v for k, v in content.items() if k != "hash"}
-    encoder = msgspec.json.Encoder(order="sorted")
-    assert (
-        hashlib.sha256(encoder.encode(body) + GENESIS_HASH.encode()).hexdigest() == content["hash"]
-    )
+        envelope = _registered_envelope(system)
+        stored = system.ledger.stored_events(ERASED)[0]
+        salt = msgspec.json.decode(system.ledger.plaintext(stored))["salt"]
+    assert len(salt) == 32  # 128 bits, hex
+    assert _guessed_hash(envelope, "female", 1961, salt=salt) == envelope["hash"]
+    assert _guessed_hash(envelope, "female", 1961, salt=None) != envelope["hash"]
 
 
 def test_erasure_needs_the_master_key_and_a_registered_patient(store: StoreConfig) -> None:
@@ -324,3 +324,27 @@ def test_a_store_written_before_per_patient_keys_opens_and_refuses_a_false_erasu
         assert refused.value.rule == "erasable"
         assert not system.ledger.is_erased(PATIENTS[0])
         assert len(system.history(PATIENTS[0])) == 2
+
+
+def test_an_erasure_by_another_process_reaches_this_one(
+    keyed: StoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given two processes on one store, both having read the patient (its key in memory)
+    import domain.ledger.patient_keys
+
+    monkeypatch.setattr(domain.ledger.patient_keys, "RECHECK", 0.0)
+    with OncoLedger(keyed) as first, OncoLedger(keyed) as second:
+        _record(first, ERASED)
+        assert len(second.history(ERASED)) == 2
+        # when the first erases it
+        first.erase(ERASED, actor="admin", reason="request", channel="cli")
+        # then the second refuses reads and writes of it too (once its key is asked again)
+        with pytest.raises(Gone):
+            second.history(ERASED)
+        with pytest.raises(Gone):
+            second.append(
+                ERASED,
+                [{"type": "diagnosis_confirmed", "occurred": "2024-02-01", "histology": "other"}],
+                actor="nurse",
+                source="cli",
+            )
