@@ -22,7 +22,7 @@ from domain.errors import NotFound, ValidationFailed
 from domain.instants import iso_utc
 from domain.ledger.application import Ledger, StoreConfig
 from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
-from domain.ledger.patient_keys import envelope_of, scrub
+from domain.ledger.patient_keys import envelope_of, scrub, secure
 from domain.synthetic import SYNTHETIC_ID_PREFIXES
 from projections import readmodels, survival_subjects
 
@@ -269,6 +269,7 @@ class Views:
         of them on disk (secure_delete zeroes the rows; the WAL is checkpointed; PostgreSQL
         vacuums the tables). The change audit keeps the events' clear envelopes (who recorded
         which type when), without their clinical date, body or correction reason."""
+        secure(self.db)
         with self.db.transaction(write=True) as cur:
             for table in self.PATIENT_TABLES:
                 cur.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
@@ -276,7 +277,8 @@ class Views:
                 "UPDATE ol_events SET occurred = '', reason = NULL, body = '' WHERE patient_id = ?",
                 (patient_id,),
             )
-        scrub(self.db, ["ol_events", *self.PATIENT_TABLES])
+        # Earlier versions of its documents sit in free pages: VACUUM drops them (SQLite).
+        scrub(self.db, ["ol_events", *self.PATIENT_TABLES], vacuum=True)
 
     def rebuild(self, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Drop every view and build it again from the first event."""

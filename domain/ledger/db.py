@@ -45,8 +45,6 @@ class SqliteDb:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            # Deleted and overwritten rows are zeroed on disk (an erased patient leaves no copy).
-            conn.execute("PRAGMA secure_delete=ON")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -66,6 +64,15 @@ class SqliteDb:
             conn.commit()
         finally:
             cur.close()
+
+    def secure(self) -> None:
+        """From now on this thread's connection zeroes deleted and overwritten content on disk
+        (erasure: no copy of a destroyed key or a forgotten document stays in a free page)."""
+        self._connection().execute("PRAGMA secure_delete=ON")
+
+    def vacuum(self) -> None:
+        """Rewrite the file without its free pages (old versions of rewritten rows)."""
+        self._connection().execute("VACUUM")
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and empty it (no old page versions remain)."""

@@ -20,7 +20,7 @@ from domain.errors import ValidationFailed
 from domain.ledger.application import Ledger
 from domain.ledger.db import PostgresDb, SqliteDb
 from domain.ledger.key_check import FIELD, SCHEMA, check_cipher_key, check_value_of
-from domain.ledger.patient_keys import is_sealed, scrub
+from domain.ledger.patient_keys import is_sealed, scrub, secure
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def migrate(db: SqliteDb | PostgresDb, ledger: Ledger) -> MigrationReport:
             patients.add(str(stored.originator_id))
         if plain and b'"salt"' not in plain:
             unsalted += 1
+    secure(db)  # the old states are overwritten in place, no copy left in a free page
     with db.transaction(write=True) as cur:
         cur.executemany(
             f"UPDATE {table} SET state = ? WHERE originator_id = ? AND originator_version = ?",

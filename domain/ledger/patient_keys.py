@@ -163,6 +163,7 @@ class PatientKeys:
 
     def erase(self, patient_id: str, *, actor: str, reason: str) -> Erasure:
         """Destroy the patient's key (idempotent: a second call answers with the first erasure)."""
+        secure(self.db)
         with self.db.transaction(write=True) as cur:
             cur.execute(
                 "SELECT wrapped, erased_at, erased_by, erased_reason FROM ol_patient_keys "
@@ -212,6 +213,7 @@ class PatientKeys:
         new = PatientKeys.__new__(PatientKeys)
         new._master = AESGCM(base64.b64decode(new_master_key))
         count = 0
+        secure(self.db)
         with self.db.transaction(write=True) as cur:
             also(cur)
             cur.execute("SELECT patient_id, wrapped FROM ol_patient_keys WHERE wrapped IS NOT NULL")
@@ -288,7 +290,12 @@ def envelope_of(state: bytes) -> dict[str, Any]:
     return data
 
 
-def scrub(db: SqliteDb | PostgresDb, tables: list[str]) -> None:
+def secure(db: SqliteDb | PostgresDb) -> None:
+    if isinstance(db, SqliteDb):
+        db.secure()
+
+
+def scrub(db: SqliteDb | PostgresDb, tables: list[str], *, vacuum: bool = False) -> None:
     if isinstance(db, PostgresDb):
         with db.pool.connection() as conn:
             conn.commit()
@@ -299,6 +306,8 @@ def scrub(db: SqliteDb | PostgresDb, tables: list[str]) -> None:
             finally:
                 conn.autocommit = False
         return
+    if vacuum:
+        db.vacuum()
     db.checkpoint()
 
 
