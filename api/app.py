@@ -29,6 +29,7 @@ from api.audit import AuditController
 from api.charts import CHART_ROUTES
 from api.cohort import CohortController
 from api.docs_ui import docs_assets, docs_ui
+from api.erasure import ErasureController
 from api.errors import EXCEPTION_HANDLERS
 from api.events import EventController
 from api.feed import FeedController
@@ -149,6 +150,7 @@ def create_app(config: StoreConfig | None = None, *, projector: bool | None = No
             *CHART_ROUTES,
             IntegrityController,
             ProjectionController,
+            ErasureController,
             AuditController,
             FhirController,
             FeedController,

@@ -23,6 +23,7 @@ _ACTIONS: dict[Permission, str] = {
     "read": "read clinical data",
     "write": "record events and corrections",
     "audit": "verify the ledger",
+    "erase": "erase a patient",
 }
 
 

@@ -26,6 +26,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
+    "gone": 410,
     "precondition_failed": 412,
     "rule_violation": 422,
     "unavailable": 503,
@@ -114,6 +115,7 @@ _DESCRIPTIONS: dict[int, str] = {
     "or a bad query/path/header value",
     401: "No bearer token, or an unknown or revoked one",
     403: "The token's role does not allow this",
+    410: "The patient was erased: its clinical content no longer exists",
     404: "No such patient or event",
     409: "Conflicts with what is stored (duplicate registration, event id reused with "
     "another body)",

@@ -45,6 +45,7 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Erased",
     413: "Request too large",
     422: "Not allowed by the rules",
 }

@@ -132,6 +132,8 @@ class Verification(Struct, frozen=True, kw_only=True):
     patients: int
     events: int
     breaks: list[ChainBreak]
+    # Erased patients: their linkage was checked from the stored hashes (content destroyed).
+    erased: list[str] = []
 
     @classmethod
     def of(cls, report: ChainReport) -> Verification:
@@ -139,6 +141,7 @@ class Verification(Struct, frozen=True, kw_only=True):
             ok=report.ok,
             patients=report.patients,
             events=report.events,
+            erased=list(report.erased),
             breaks=[
                 ChainBreak(patient_id=b.patient_id, version=b.version, reason=b.reason)
                 for b in report.breaks

@@ -60,6 +60,11 @@ def verify(
             f"BROKEN: {len(report.breaks)} of {report.patients} chain(s); "
             f"{report.events} events checked"
         )
+    if not as_json and report.erased:
+        click.echo(
+            f"erased: {', '.join(report.erased)} (linkage checked from the stored hashes; "
+            "their content was destroyed with their keys)"
+        )
     broken = report.first_break
     if broken is not None:
         raise IntegrityFailure(

@@ -21,6 +21,7 @@ from cli.audit import access_log, audit, digest, export, verify
 from cli.cbioportal import cbioportal, export_command
 from cli.chart import chart
 from cli.cohort import cohort, record_cohort
+from cli.erasure import keys, migrate, patient_erase
 from cli.errors import EXIT_CODES_HELP, ImportFailed, LedgerError
 from cli.fhir import fhir
 from cli.filters import cohort_filters, filter_query
@@ -636,6 +637,9 @@ projections.add_command(projections_run)
 for _command in (verify, digest, export, audit, access_log, serve, token, fhir, cohort, chart):
     cli.add_command(_command)
 cli.add_command(follow)
+patient.add_command(patient_erase)
+cli.add_command(keys)
+cli.add_command(migrate)
 cli.add_command(cbioportal)
 cbioportal.add_command(export_command(cohort_filters))
 

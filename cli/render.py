@@ -337,6 +337,7 @@ def chain_report(report: ChainReport) -> dict[str, Any]:
         "events": report.events,
         "first_break": breaks[0] if breaks else None,
         "breaks": breaks,
+        "erased": list(report.erased),
     }
 
 

@@ -11,10 +11,12 @@ import click
 
 from cli.errors import from_domain, unexpected
 from domain.errors import DomainError, NotFound, OutcomeUnknown
-from projections.root import OncoLedger, StoreConfig, storage_fault
+from projections.root import OncoLedger, StoreConfig, create_key_file, storage_fault
 
 SOURCE = "cli"
 # Commands that only read: on a path where no ledger exists they say so instead of creating one.
+# The commands that create a store (and its master key file, when no key is set).
+CREATORS = frozenset({"init", "demo", "serve"})
 READ_ONLY = frozenset(
     {
         "history",
@@ -76,6 +78,10 @@ class Session:
                         "first (oncoledger init / demo)",
                         field="db",
                     )
+            if " ".join(click.get_current_context().command_path.split()[1:2]) in CREATORS:
+                config, told = create_key_file(config)
+                if told:
+                    click.echo(told, err=True)
             self._ledger = self.ctx.with_resource(OncoLedger(config))
         return self._ledger
 

@@ -38,6 +38,12 @@ class NotFound(DomainError):
     kind = "not_found"
 
 
+class Gone(NotFound):
+    """The patient was erased: its clinical content no longer exists (HTTP 410, CLI exit 3)."""
+
+    kind = "gone"
+
+
 class Conflict(DomainError):
     """The command clashes with what is stored: an id already used, a duplicate registration."""
 

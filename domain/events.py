@@ -37,6 +37,7 @@ Note = Annotated[str, Meta(max_length=2000)]
 Text = Annotated[str, Meta(min_length=1, max_length=500)]
 Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
 Hash = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+Salt = Annotated[str, Meta(pattern=r"^[0-9a-f]{32,64}$")]
 PositiveInt = Annotated[int, Meta(ge=1)]
 CellCount = Annotated[int, Meta(ge=0, le=1_000_000, description="Cells counted in the sample")]
 BirthYear = Annotated[int, Meta(ge=1850, le=2200)]
@@ -78,6 +79,7 @@ SERVER_FIELDS: tuple[str, ...] = (
     "source",
     "prev_hash",
     "hash",
+    "salt",
 )
 
 
@@ -102,6 +104,9 @@ class Event(
     source: Source | None = None
     prev_hash: Hash | None = None
     hash: Hash | None = None
+    # 128 random bits the server draws for each event, hashed with it and encrypted with it:
+    # once the patient's key is destroyed, a guessed payload cannot be confirmed by its hash.
+    salt: Salt | None = None
 
     # Correction events point at another event; clinical events do not.
     is_correction: ClassVar[bool] = False
@@ -289,6 +294,8 @@ def canonical_bytes(event: Event, *, without: tuple[str, ...] = ("hash",)) -> by
     data = to_builtins(event)
     for name in without:
         data.pop(name, None)
+    if data.get("salt", "") is None:
+        del data["salt"]  # an event recorded before salts: hashed as it was then
     return _encoder.encode(data)
 
 

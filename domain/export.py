@@ -56,6 +56,7 @@ def export_patient(ledger: Ledger, patient_id: str) -> dict[str, Any]:
     """The export document of one patient; refuses a stream whose chain does not verify."""
     if not ledger.exists(patient_id):
         raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
+    ledger.refuse_erased(patient_id)
     checker = ChainChecker()
     events: list[dict[str, Any]] = []
     for _pid, version, state in ledger.scan(patient_id):
@@ -68,6 +69,7 @@ def export_patient(ledger: Ledger, patient_id: str) -> dict[str, Any]:
                 field="patient_id",
                 rule="chain_intact",
             )
+        assert isinstance(state, bytes)  # refused above when erased (a dict): never reached
         events.append(msgspec.json.decode(state))
     version, head = checker.heads()[patient_id]
     return {

@@ -18,6 +18,8 @@ from domain.patient import GENESIS_HASH, chain_hash
 _sorted = msgspec.json.Encoder(order="sorted")
 # What the ledger hands the checker for a stored event its cipher cannot decrypt.
 UNDECRYPTABLE = b"\x00undecryptable"
+# Marks the clear envelope the ledger hands the checker for an event of an erased patient.
+ERASED = "__erased__"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class ChainReport:
     patients: int = 0
     events: int = 0
     breaks: list[Break] = field(default_factory=list)
+    # Streams of erased patients: their linkage was checked from the stored hashes (the
+    # content that the hashes cover was destroyed with the patient's key).
+    erased: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,9 +81,8 @@ class ChainChecker:
             chain.broken = True
             self.report.breaks.append(Break(patient_id, version, reason))
 
-    @staticmethod
     def _check(
-        chain: _Chain, patient_id: str, version: int, state: bytes | dict[str, Any]
+        self, chain: _Chain, patient_id: str, version: int, state: bytes | dict[str, Any]
     ) -> str | None:
         if version != chain.version + 1:
             return f"version {version} follows {chain.version}: an event is missing or moved"
@@ -94,10 +98,20 @@ class ChainChecker:
             return f"stored event is not valid JSON ({exc})"
         if not isinstance(data, dict):
             return "stored event is not a JSON object"
-        if data.get("patient_id") != patient_id or data.get("version") != version:
+        if data.get(ERASED):
+            if chain.version == 1:
+                self.report.erased.append(patient_id)
+            if data.get("stream") != patient_id or data.get("version") != version:
+                return "the erased event's envelope disagrees with its place in the store"
+        elif data.get("patient_id") != patient_id or data.get("version") != version:
             return "the event's patient_id/version disagree with its place in the store"
         if data.get("prev_hash") != chain.head:
             return "prev_hash does not match the previous event's hash"
+        if data.get(ERASED):
+            if not isinstance(data.get("hash"), str):
+                return "the erased event's envelope has no hash"
+            chain.head = str(data["hash"])
+            return None
         recomputed = event_hash(data)
         if data.get("hash") != recomputed:
             return "hash does not match the event's content"

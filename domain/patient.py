@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, cast
@@ -221,6 +222,7 @@ class Patient:
             source=source,
             prev_hash=self.head_hash,
             hash=None,
+            salt=secrets.token_hex(16),
         )
         digest = chain_hash(ev.canonical_bytes(sealed), self.head_hash)
         return msgspec.structs.replace(sealed, hash=digest)

@@ -199,7 +199,7 @@ def ledger_digest(
     for patient_id, version, state in ledger.scan():
         data: Any
         try:
-            data = msgspec.json.decode(state)
+            data = state if isinstance(state, dict) else msgspec.json.decode(state)
         except msgspec.DecodeError:
             data = state
         if isinstance(data, dict):

@@ -85,6 +85,14 @@ class Feed:
     def _event(self, notification: Any) -> dict[str, Any]:
         """The event's flat JSON form, as history shows it, with its `position` first."""
         base: dict[str, Any] = {"position": notification.id}
+        if self.ledger.is_erased(str(notification.originator_id)):
+            # Erased: the feed carries only that it was, never content.
+            return {
+                **base,
+                "patient_id": str(notification.originator_id),
+                "version": notification.originator_version,
+                "erased": True,
+            }
         try:
             data = msgspec.json.decode(self.ledger.plaintext(notification))
         except Exception:  # a payload that no longer decrypts or parses: say so, don't fail

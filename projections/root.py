@@ -30,8 +30,13 @@ from domain.integrity import ChainReport
 from domain.ledger.access_log import MAX_LIMIT as ACCESS_MAX_LIMIT
 from domain.ledger.access_log import AccessLog, AccessLogReport, AccessPage
 from domain.ledger.application import Ledger, Receipt, StoreConfig
+from domain.ledger.db import open_db
 from domain.ledger.db import views_path as views_path
-from domain.ledger.key_check import check_cipher_key
+from domain.ledger.key_check import check_cipher_key, rotate_master_key
+from domain.ledger.key_file import create_key_file as create_key_file
+from domain.ledger.key_file import with_key_file
+from domain.ledger.migration import MigrationReport, migrate
+from domain.ledger.patient_keys import Erasure
 from domain.ledger.storage_faults import storage_fault
 from domain.ledger.tokens import ROLES as ROLES
 from domain.ledger.tokens import Permission as Permission
@@ -54,6 +59,7 @@ __all__ = [
     "ROLES",
     "WEB_SESSION_LIFETIME",
     "AccessPage",
+    "Erasure",
     "OncoLedger",
     "Permission",
     "Principal",
@@ -116,7 +122,8 @@ class OncoLedger:
     """The product's service layer as one object: ledger + views for one process."""
 
     def __init__(self, config: StoreConfig | None = None, *, project_inline: bool = True) -> None:
-        self.config = config or StoreConfig.from_env()
+        # No key set, and `<db>.key` beside a SQLite store: that is its master key.
+        self.config = with_key_file(config or StoreConfig.from_env())
         # True (the CLI): a write brings the views current before it returns. False (the
         # server): writes return once stored, and a projector applies them.
         self.project_inline = project_inline
@@ -429,6 +436,7 @@ class OncoLedger:
     ) -> bytes | None:
         if view not in readmodels.PATIENT_VIEWS:
             raise NotFound(f"no view named {view!r}", field="view")
+        self.ledger.refuse_erased(patient_id)
         if as_of is not None or upto is not None:
             return None
         if view == "ctc" and readmodels.effective_rule(rule) != readmodels.STORED_CTC_RULE:
@@ -496,6 +504,7 @@ class OncoLedger:
         return self.views.patients(**query)
 
     def patient(self, patient_id: str) -> readmodels.PatientRow:
+        self.ledger.refuse_erased(patient_id)
         version = self.ledger.version(patient_id)
         if not version:
             return self.views.patient(patient_id)  # not registered: NotFound
@@ -554,6 +563,29 @@ class OncoLedger:
         """SPEC §6 digest over the recomputed stream heads plus the access log's head; with
         `as_of`, over what was recorded up to that instant (to compare with a digest kept then)."""
         return ledger_digest(self.ledger, self.access_log, as_of=as_of)
+
+    # -- erasure (crypto-shredding, domain/ledger/patient_keys.py) -----------------------------
+
+    def erase(self, patient_id: str, *, actor: str, reason: str, channel: str) -> Erasure:
+        """Destroy the patient's data key, forget its read models, record who, when and why
+        (in the key table and the access log). Idempotent: again, it answers with the first."""
+        erasure = self.ledger.erase(patient_id, actor=actor, reason=reason)
+        self.views.forget(patient_id)
+        if erasure.created:
+            self.log_access(actor, channel=channel, resource="erasure", patient_id=patient_id)
+            self.feed.wake()
+        return erasure
+
+    def erasures(self) -> list[Erasure]:
+        """Every erasure: patient id, when, by whom, why (no clinical content)."""
+        return self.ledger.erasures()
+
+    def rotate_keys(self, new_master_key: str, *, actor: str, channel: str) -> int:
+        """Re-wrap every patient key under `new_master_key` (events untouched); the store's
+        key check moves to the new key in the same step."""
+        count = rotate_master_key(self.access_log.db, self.ledger, new_master_key)
+        self.log_access(actor, channel=channel, resource="keys-rotate")
+        return count
 
     # -- change audit, access log, export ------------------------------------------------------
 
@@ -648,6 +680,18 @@ class OncoLedger:
     ) -> ExportReport:
         """Verify an export with no database (callable on the class, nothing opened)."""
         return verify_export(document, digest=digest)
+
+
+def migrate_store(config: StoreConfig) -> MigrationReport:
+    """Seal a store's older events under per-patient keys (`oncoledger migrate`). Opens the
+    ledger without the start-up key check: a plaintext store given a key is what it migrates."""
+    ledger = Ledger(with_key_file(config))
+    db = open_db(ledger.config, side="ledger")
+    try:
+        return migrate(db, ledger)
+    finally:
+        db.close()
+        ledger.close()
 
 
 IMPORT_BATCH = 500

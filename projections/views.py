@@ -23,6 +23,7 @@ from domain.errors import NotFound, ValidationFailed
 from domain.instants import iso_utc
 from domain.ledger.application import Ledger, StoreConfig
 from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
+from domain.ledger.patient_keys import envelope_of, scrub, secure
 from domain.synthetic import SYNTHETIC_ID_PREFIXES
 from projections import readmodels, survival_subjects
 
@@ -227,17 +228,17 @@ class Views:
     def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
         touched: dict[str, list[ev.AnyEvent] | None] = {}
         rows = []
-        erased: Callable[[str], bool] | None = getattr(self.ledger, "is_erased", None)
         for n in notifications:
             patient_id = str(n.originator_id)
-            if erased is not None and erased(patient_id):
-                continue  # an erased patient has no views; the position still moves on
+            if self.ledger.is_erased(patient_id):
+                rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
+                continue
             try:
                 state = self.ledger.plaintext(n)
                 entry = _entry_decoder.decode(state)
             except Exception:
-                # A stream whose payloads cannot be read (its key destroyed by an erasure)
-                # must not stall every other patient's views: skipped, and said so in the log.
+                # A stream whose payloads cannot be read must not stall every other patient's
+                # views: skipped, and said so in the log.
                 log.warning(
                     "event %s of patient %s cannot be read; skipped",
                     n.id,
@@ -318,6 +319,27 @@ class Views:
             values,
         )
         survival_subjects.write(cur, patient_id, views)
+
+    # -- erasure -------------------------------------------------------------------------------
+
+    PATIENT_TABLES = ("ol_docs", "ol_patients", survival_subjects.TABLE)
+
+    def forget(self, patient_id: str) -> None:
+        """Delete every stored row and document of one patient (idempotent), and leave no copy
+        of them on disk (secure_delete zeroes the rows; the WAL is checkpointed; PostgreSQL
+        vacuums the tables). The change audit keeps the events' clear envelopes (who recorded
+        which type when), without their clinical date, body or correction reason."""
+        self._histories.pop(patient_id, None)  # the projector's decoded history of it too
+        secure(self.db)
+        with self.db.transaction(write=True) as cur:
+            for table in self.PATIENT_TABLES:
+                cur.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
+            cur.execute(
+                "UPDATE ol_events SET occurred = '', reason = NULL, body = '' WHERE patient_id = ?",
+                (patient_id,),
+            )
+        # Earlier versions of its documents sit in free pages: VACUUM drops them (SQLite).
+        scrub(self.db, ["ol_events", *self.PATIENT_TABLES], vacuum=True)
 
     def rebuild(self, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Drop every view and build it again from the first event."""
@@ -447,16 +469,24 @@ class Views:
         row = cur.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    # -- erasure -------------------------------------------------------------------------------
 
-    def forget(self, patient_id: str) -> None:
-        """Delete every stored row and document of one patient (idempotent); the erasure of a
-        patient calls it. The tracked position is not moved: later events of that stream are
-        skipped by the catch-up (`Ledger.is_erased`, or undecryptable payloads)."""
-        self._histories.pop(patient_id, None)
-        with self.db.transaction(write=True) as cur:
-            for table in ("ol_events", "ol_docs", "ol_patients", survival_subjects.TABLE):
-                cur.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
+def _erased_row(n: Any) -> list[Any]:
+    """The change-audit row of an erased patient's event: its clear envelope, no content."""
+    clear = envelope_of(bytes(n.state))
+    return [
+        str(clear.get("event_id")),
+        n.id,
+        str(n.originator_id),
+        n.originator_version,
+        str(clear.get("type")),
+        "",
+        str(clear.get("recorded_at") or ""),
+        str(clear.get("recorded_by") or ""),
+        str(clear.get("source") or ""),
+        clear.get("target_event_id"),
+        None,
+        "",
+    ]
 
 
 def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -33,16 +33,27 @@ from eventsourcing.persistence import (
 from domain import events as ev
 from domain.errors import (
     Conflict,
+    Gone,
     NotFound,
     OutcomeUnknown,
+    RuleViolation,
     StaleVersion,
     ValidationFailed,
 )
 from domain.input_checks import check_storable, in_batch, may_hold_unstorable
 from domain.instants import assume_utc
-from domain.integrity import UNDECRYPTABLE, ChainReport, Digest, digest_heads, verify_entries
+from domain.integrity import (
+    ERASED,
+    UNDECRYPTABLE,
+    ChainReport,
+    Digest,
+    digest_heads,
+    verify_entries,
+)
+from domain.ledger.db import open_db
 from domain.ledger.event_index import EVENT_IDS, recorder_topic
 from domain.ledger.mapper import LedgerMapper
+from domain.ledger.patient_keys import Erasure, PatientKeys, envelope_of, is_sealed
 from domain.ledger.storage_faults import storage_fault
 from domain.patient import Patient, Recorded
 
@@ -103,13 +114,13 @@ class StoreConfig:
                 "SQLITE_LOCK_TIMEOUT": "30",
             }
         if self.cipher_key:
-            _check_key_format(self.cipher_key)
+            check_key_format(self.cipher_key)
             env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
             env["CIPHER_KEY"] = self.cipher_key
         return env
 
 
-def _check_key_format(key: str) -> None:
+def check_key_format(key: str) -> None:
     try:
         size = len(base64.b64decode(key, validate=True))
     except ValueError:
@@ -183,6 +194,7 @@ class Ledger(Application[str]):
         for attempt in range(5):
             try:
                 super().__init__(env=self.config.library_env())
+                self._open_keys()
                 self.recorder.backfill(self._event_id_of)  # type: ignore[attr-defined]
                 break
             except PersistenceError as exc:
@@ -192,6 +204,64 @@ class Ledger(Application[str]):
                 if attempt == 4 or storage_fault(exc, doing="") is not None:
                     raise
                 time.sleep(0.1 * (attempt + 1))
+
+    # -- per-patient keys and erasure (domain/ledger/patient_keys.py) ---------------------------
+
+    keys: PatientKeys | None = None
+
+    def _open_keys(self) -> None:
+        """With a master key, new events are sealed under per-patient data keys."""
+        if self.config.cipher_key and self.keys is None:
+            self.keys = PatientKeys(open_db(self.config, side="ledger"), self.config.cipher_key)
+            cast(LedgerMapper, self.mapper).keys = self.keys
+
+    def is_erased(self, patient_id: str) -> bool:
+        """Was this patient erased (its data key destroyed)? Answered from memory once known."""
+        return self.keys is not None and self.keys.is_erased(patient_id)
+
+    def refuse_erased(self, patient_id: str) -> None:
+        if self.is_erased(patient_id):
+            erasure = self.keys.erasure(patient_id) if self.keys else None
+            why = (
+                f" on {erasure.erased_at} by {erasure.erased_by}: {erasure.reason}"
+                if erasure
+                else ""
+            )
+            raise Gone(
+                f"patient {patient_id} was erased{why}; its clinical content no longer exists",
+                field="patient_id",
+                rule="erased",
+            )
+
+    def erase(self, patient_id: str, *, actor: str, reason: str) -> Erasure:
+        """Destroy the patient's data key: its payloads can never be decrypted again."""
+        if self.keys is None:
+            raise ValidationFailed(
+                "erasure needs the master key: set ONCOLEDGER_CIPHER_KEY (a store without one "
+                "keeps payloads in clear, and clear data cannot be crypto-shredded)",
+                field="ONCOLEDGER_CIPHER_KEY",
+                rule="cipher_key",
+            )
+        if not reason.strip():
+            raise ValidationFailed("an erasure needs a reason", field="reason", rule="required")
+        stored = self.recorder.select_events(patient_id)
+        if not stored:
+            raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
+        if not all(is_sealed(bytes(e.state)) for e in stored):
+            raise RuleViolation(
+                f"patient {patient_id} has events recorded before per-patient keys (in clear or "
+                "under the master key itself): destroying a key would not erase them, so "
+                "nothing was erased",
+                field="patient_id",
+                rule="erasable",
+            )
+        with self._streams.lock(patient_id):
+            erasure = self.keys.erase(patient_id, actor=actor, reason=reason)
+            self._streams.take(patient_id)
+        return erasure
+
+    def erasures(self) -> list[Erasure]:
+        return self.keys.erasures() if self.keys else []
 
     def _notify(self, recordings: list[Recording[str]]) -> None:
         self.on_saved()
@@ -219,6 +289,7 @@ class Ledger(Application[str]):
         """The patient as stored now (or up to version `upto`): a copy the caller may keep."""
         if upto is None:
             return self._current(patient_id).copy()
+        self.refuse_erased(patient_id)
         patient = Patient(patient_id)
         for entry in self._entries(patient_id, upto=upto):
             patient.apply(entry)
@@ -228,6 +299,7 @@ class Ledger(Application[str]):
 
     def _current(self, patient_id: str) -> Patient:
         """The cached patient brought up to date with what was stored since (any process)."""
+        self.refuse_erased(patient_id)
         patient = self._streams.take(patient_id) or Patient(patient_id)
         for entry in self._entries(patient_id, after=patient.version):
             patient.apply(entry)
@@ -275,7 +347,9 @@ class Ledger(Application[str]):
         mapper: LedgerMapper = self.mapper  # type: ignore[assignment]
         return mapper.plaintext(stored)
 
-    def scan(self, patient_id: str | None = None) -> Iterator[tuple[str, int, bytes]]:
+    def scan(
+        self, patient_id: str | None = None
+    ) -> Iterator[tuple[str, int, bytes | dict[str, object]]]:
         """Stored events as (patient_id, version, plaintext JSON), in recording order."""
         if patient_id is not None:
             for stored in self.recorder.select_events(patient_id):
@@ -290,9 +364,13 @@ class Ledger(Application[str]):
                 yield str(n.originator_id), n.originator_version, self._plaintext_or_empty(n)
             start = batch[-1].id + 1
 
-    def _plaintext_or_empty(self, stored: StoredEvent) -> bytes:
+    def _plaintext_or_empty(self, stored: StoredEvent) -> bytes | dict[str, object]:
         try:
             return self.plaintext(stored)
+        except Gone:
+            # An erased patient: only the clear envelope remains, and the chain is checked
+            # from its stored hashes.
+            return {**envelope_of(bytes(stored.state)), ERASED: True}
         except Exception:  # a tampered ciphertext or another key: the checker reports it
             return UNDECRYPTABLE
 
@@ -307,7 +385,8 @@ class Ledger(Application[str]):
         heads: dict[str, tuple[int, str]] = {}
         for patient_id, version, state in self.scan():
             try:
-                head = str(msgspec.json.decode(state).get("hash"))
+                data = state if isinstance(state, dict) else msgspec.json.decode(state)
+                head = str(data.get("hash"))
             except (msgspec.DecodeError, AttributeError):
                 head = "unreadable"
             heads[patient_id] = (version, head)
@@ -334,6 +413,7 @@ class Ledger(Application[str]):
             raise ValidationFailed("nothing to append: the batch is empty", field="events")
         _check_ids_unique_in_batch(entries)
         _check_storable(entries, actor)
+        self.refuse_erased(patient_id)
         with self._streams.lock(patient_id):
             for attempt in range(MAX_ATTEMPTS):
                 patient = self._streams.take(patient_id) or Patient(patient_id)

@@ -13,9 +13,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from domain.ledger.application import StoreConfig
+if TYPE_CHECKING:
+    from domain.ledger.application import StoreConfig
 
 
 class Cursor(Protocol):
@@ -63,6 +64,19 @@ class SqliteDb:
             conn.commit()
         finally:
             cur.close()
+
+    def secure(self) -> None:
+        """From now on this thread's connection zeroes deleted and overwritten content on disk
+        (erasure: no copy of a destroyed key or a forgotten document stays in a free page)."""
+        self._connection().execute("PRAGMA secure_delete=ON")
+
+    def vacuum(self) -> None:
+        """Rewrite the file without its free pages (old versions of rewritten rows)."""
+        self._connection().execute("VACUUM")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and empty it (no old page versions remain)."""
+        self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:

@@ -21,9 +21,10 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from domain.errors import ValidationFailed
-from domain.ledger.application import Ledger
+from domain.errors import NotFound, ValidationFailed
+from domain.ledger.application import Ledger, check_key_format
 from domain.ledger.db import PostgresDb, SqliteDb
+from domain.ledger.patient_keys import is_sealed
 
 KEY_CHECK_TEXT = b"oncoledger cipher key check v1"
 FIELD = "ONCOLEDGER_CIPHER_KEY"
@@ -52,6 +53,33 @@ def check_cipher_key(db: SqliteDb | PostgresDb, ledger: Ledger) -> None:
     _compare(cipher, bool(row[0]), row[1])
 
 
+def rotate_master_key(db: SqliteDb | PostgresDb, ledger: Ledger, new_key: str) -> int:
+    """Re-wrap every patient key under `new_key` and move the key check to it, in one
+    transaction; the events are not touched. Returns how many keys were re-wrapped."""
+    from eventsourcing.cipher import AESCipher
+    from eventsourcing.utils import Environment
+
+    check_key_format(new_key)
+    if ledger.keys is None:
+        _refuse_missing_key()
+    first = ledger.recorder.select_notifications(1, 1)
+    if first and not is_sealed(bytes(first[0].state)):
+        raise ValidationFailed(
+            "this store holds events written before per-patient keys, under the master key "
+            "itself: a new master key would leave them unreadable; nothing was changed",
+            field=FIELD,
+            rule="cipher_key",
+        )
+    cipher = AESCipher(Environment(env={"CIPHER_KEY": new_key}))
+
+    def move_check(cur: Any) -> None:
+        cur.execute(
+            "UPDATE ol_key_check SET check_value = ? WHERE name = 'store'", (_check_value(cipher),)
+        )
+
+    return ledger.keys.rotate(new_key, also=move_check)
+
+
 def _compare(cipher: Any, encrypted: bool, check_value: str | None) -> None:
     if not encrypted:
         if cipher is not None:
@@ -69,6 +97,16 @@ def _first_event_encrypted(ledger: Ledger, cipher: Any) -> bool:
     if not first:
         return cipher is not None
     state = bytes(first[0].state)
+    if is_sealed(state):  # under a per-patient key: the master key must unwrap that key
+        if cipher is None:
+            _refuse_missing_key()
+        try:
+            ledger.plaintext(first[0])
+        except (ValueError, ValidationFailed):
+            _refuse_wrong_key()
+        except NotFound:  # the first patient was erased: its key cannot tell
+            pass
+        return True
     plaintext = _is_json_object(state)
     if cipher is None:
         if not plaintext:
@@ -79,6 +117,11 @@ def _first_event_encrypted(ledger: Ledger, cipher: Any) -> bool:
     if not _decrypts(cipher, state):
         _refuse_wrong_key()
     return True
+
+
+def check_value_of(ledger: Ledger) -> str:
+    """The key check value of the ledger's master key."""
+    return _check_value(ledger.factory.cipher())
 
 
 def _check_value(cipher: Any) -> str:
@@ -111,7 +154,9 @@ def _refuse_wrong_key() -> NoReturn:
 
 def _refuse_missing_key() -> NoReturn:
     raise ValidationFailed(
-        f"this store is encrypted: set {FIELD} to its key; nothing was read or written",
+        f"this store is encrypted: set {FIELD} to its key (or, for a SQLite store, put the "
+        "key in the file `<db>.key` beside it, as init/demo/serve make it); nothing was read "
+        "or written",
         field=FIELD,
         rule="cipher_key",
     )

@@ -15,14 +15,19 @@ import msgspec
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
 from domain import events as ev
+from domain.ledger.patient_keys import PatientKeys, is_sealed
 from domain.patient import EVENT_CLASS_BY_TOPIC, Recorded
 
 _entry_decoder = msgspec.json.Decoder(ev.AnyEvent)
 
 
 class LedgerMapper(Mapper[str]):
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, keys: PatientKeys | None = None, **kwargs: Any) -> None:
         super().__init__(transcoder=JSONTranscoder(), **kwargs)
+        # With a master key: every new event is sealed under its patient's own data key
+        # (domain/ledger/patient_keys.py). States written before that (one store-wide key, or
+        # none) are still read as they were written.
+        self.keys = keys
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event: Recorded = domain_event
@@ -31,10 +36,15 @@ class LedgerMapper(Mapper[str]):
             data = msgspec.json.decode(state)
             data["class_version"] = event.class_version
             state = ev.encode(data)
-        if self.compressor:
-            state = self.compressor.compress(state)
-        if self.cipher:
-            state = self.cipher.encrypt(state)
+        if self.keys is not None:
+            state = self.keys.seal(
+                event.originator_id, event.originator_version, event.TOPIC, event.entry, state
+            )
+        else:
+            if self.compressor:
+                state = self.compressor.compress(state)
+            if self.cipher:
+                state = self.cipher.encrypt(state)
         return StoredEvent(
             originator_id=event.originator_id,
             originator_version=event.originator_version,
@@ -43,7 +53,11 @@ class LedgerMapper(Mapper[str]):
         )
 
     def plaintext(self, stored: StoredEvent) -> bytes:
-        state = stored.state
+        state = bytes(stored.state)
+        if self.keys is not None and is_sealed(state):
+            return self.keys.open(
+                str(stored.originator_id), stored.originator_version, stored.topic, state
+            )
         if self.cipher:
             state = self.cipher.decrypt(state)
         if self.compressor:

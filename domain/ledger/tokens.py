@@ -29,12 +29,13 @@ from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
 Role = Literal["reader", "clinician", "auditor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
-Permission = Literal["read", "write", "audit"]
+Permission = Literal["read", "write", "audit", "erase"]
 # SPEC §8: reader reads; clinician also records and corrects; auditor also audits; admin all.
 ALLOWED: dict[Permission, tuple[Role, ...]] = {
     "read": ("reader", "clinician", "auditor", "admin"),
     "write": ("clinician", "admin"),
     "audit": ("auditor", "admin"),
+    "erase": ("admin",),  # crypto-shredding a patient (issue 12)
 }
 
 PREFIX = "olk_"

@@ -535,7 +535,7 @@ def test_correction_refusals(api: Api) -> None:
 def test_verify_and_digest(api: Api) -> None:
     case_report(api)
     report = api.get(f"{V1}/patients/P1/verify", role="auditor").json()
-    assert report == {"ok": True, "patients": 1, "events": 9, "breaks": []}
+    assert report == {"ok": True, "patients": 1, "events": 9, "breaks": [], "erased": []}
     digest = api.get(f"{V1}/ledger/digest", role="auditor").json()
     assert len(digest["sha256"]) == 64
     assert digest["patients"] == 1 and digest["events"] == 9

@@ -59,10 +59,10 @@ def test_every_operation_conforms_to_the_document(served: tuple[Litestar, str]) 
     schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
     failures: dict[str, str] = {}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 29  # 28 + GET /api/v1/projections/status
+    assert len(operations) == 31  # + projections status, erasure, erasures
     # An SSE stream only ends when the client leaves: tests/test_feed.py drives that one.
     operations = [op for op in operations if op.label != "GET /api/v1/events/stream"]
-    assert len(operations) == 28
+    assert len(operations) == 30
 
     for operation in operations:
 

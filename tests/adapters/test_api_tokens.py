@@ -86,7 +86,7 @@ def test_roles_follow_spec_section_8() -> None:
         "reader": {"read"},
         "clinician": {"read", "write"},
         "auditor": {"read", "audit"},
-        "admin": {"read", "write", "audit"},
+        "admin": {"read", "write", "audit", "erase"},
     }
     with pytest.raises(Forbidden, match=r"role clinician or admin needed .* has role auditor"):
         authorize(Principal("ann", "auditor"), "write", action="record")

@@ -800,6 +800,7 @@ SERVER_VALUES: dict[str, Any] = {
     "source": "import",
     "prev_hash": "0" * 64,
     "hash": "a" * 64,
+    "salt": "b" * 32,
 }
 
 
