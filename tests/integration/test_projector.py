@@ -194,12 +194,21 @@ def test_the_projector_skips_a_stream_it_cannot_read(
         assert system.views.status()["lag"] == 0
         assert system.views.patient("PRJ-0001").events == 4
         assert system.views.patients().patients[0].patient_id == "PRJ-0001"
-        # and forget removes every row of a patient, idempotently
+        # and forget removes every row of a patient, idempotently, but for the change audit's
+        # clear envelopes (issue 12: auditors still see who recorded which type when)
         system.views.forget("PRJ-0001")
         system.views.forget("PRJ-0001")
-        assert all("PRJ-0001" not in repr(rows) for rows in _dump(system.views).values()), (
+        dump = _dump(system.views)
+        audit = [row for row in dump.pop("ol_events") if "PRJ-0001" in repr(row)]
+        assert all("PRJ-0001" not in repr(rows) for rows in dump.values()), (
             "a row of the forgotten patient is left"
         )
+        with system.views.db.transaction() as cur:
+            cur.execute(
+                "SELECT occurred, body, reason FROM ol_events WHERE patient_id = ?", ("PRJ-0001",)
+            )
+            assert set(cur.fetchall()) == {("", "", None)}, "clinical content left in the audit"
+        assert len(audit) == 4
 
 
 def test_two_projector_processes_apply_each_event_exactly_once(
