@@ -487,7 +487,8 @@ class Ledger(Application[str]):
         new = [r.event_id for r in receipts if r.created]
         try:
             stored = self.recorder.select_events(patient_id, gt=loaded, limit=len(new))
-            found = [cast(Recorded, self.mapper.to_domain_event(s)).entry.event_id for s in stored]
+            entries = [cast(Recorded, self.mapper.to_domain_event(s)).entry for s in stored]
+            found = [entry.event_id for entry in entries]
         except Exception as check:
             fault = storage_fault(
                 exc,
@@ -504,7 +505,13 @@ class Ledger(Application[str]):
                 field="event_id",
             ) from check
         if found == new:
-            return receipts
+            mine = [r.hash for r in receipts if r.created]
+            if [entry.hash for entry in entries] == mine:
+                return receipts  # this save's own events, durable despite the error
+            # The same events, stored by another writer (a retry racing this one): their
+            # receipts, as any retry of a stored event_id gets.
+            theirs = {entry.event_id: _receipt(entry, False) for entry in entries}
+            return [theirs.get(r.event_id, r) if r.created else r for r in receipts]
         fault = storage_fault(
             exc, doing=doing, outcome="nothing was stored", path=self.config.sqlite_path
         )
