@@ -1,8 +1,10 @@
 """`Ledger`, the service layer: the only way events get into a patient's stream.
 
-Each command loads the patient, calls one aggregate method per event and saves. The library
-refuses a save whose versions someone else took first; without an expected version the command
-is simply run again on the fresh stream, so concurrent writers never lose or duplicate an event.
+Each command takes the patient (cached by this process, else read from the store), calls one
+aggregate method per event and saves; concurrent saves of this process share one transaction
+(domain/ledger/group_commit.py). The store refuses a save whose versions someone else took
+first (another process, or a stale cache); the command is then run again on the stream as
+stored, so concurrent writers never lose or duplicate an event.
 """
 
 from __future__ import annotations
@@ -36,19 +38,17 @@ from domain.errors import (
 )
 from domain.instants import assume_utc
 from domain.integrity import (
-    ERASED,
-    UNDECRYPTABLE,
     ChainReport,
     Digest,
-    digest_heads,
     verify_entries,
 )
+from domain.ledger import chains
 from domain.ledger.config import StoreConfig, check_key_format
 from domain.ledger.db import open_db
 from domain.ledger.event_index import EVENT_IDS
 from domain.ledger.group_commit import GroupCommit
 from domain.ledger.mapper import LedgerMapper
-from domain.ledger.patient_keys import Erasure, PatientKeys, envelope_of, is_sealed
+from domain.ledger.patient_keys import Erasure, PatientKeys, is_sealed
 from domain.ledger.storage_faults import storage_fault
 from domain.ledger.streams import Streams
 from domain.ledger.writing import (
@@ -259,28 +259,7 @@ class Ledger(Application[str]):
         self, patient_id: str | None = None
     ) -> Iterator[tuple[str, int, bytes | dict[str, object]]]:
         """Stored events as (patient_id, version, plaintext JSON), in recording order."""
-        if patient_id is not None:
-            for stored in self.recorder.select_events(patient_id):
-                yield patient_id, stored.originator_version, self._plaintext_or_empty(stored)
-            return
-        start = 1
-        while True:
-            batch = self.recorder.select_notifications(start, 1000)
-            if not batch:
-                return
-            for n in batch:
-                yield str(n.originator_id), n.originator_version, self._plaintext_or_empty(n)
-            start = batch[-1].id + 1
-
-    def _plaintext_or_empty(self, stored: StoredEvent) -> bytes | dict[str, object]:
-        try:
-            return self.plaintext(stored)
-        except Gone:
-            # An erased patient: only the clear envelope remains, and the chain is checked
-            # from its stored hashes.
-            return {**envelope_of(bytes(stored.state)), ERASED: True}
-        except Exception:  # a tampered ciphertext or another key: the checker reports it
-            return UNDECRYPTABLE
+        return chains.scan(self.recorder, self.plaintext, patient_id)
 
     def verify(self, patient_id: str | None = None) -> ChainReport:
         """Recompute every chain (or one patient's) from the stored bytes."""
@@ -290,15 +269,7 @@ class Ledger(Application[str]):
 
     def digest(self) -> Digest:
         """SPEC §6: one SHA-256 over every stream head, in patient-id order."""
-        heads: dict[str, tuple[int, str]] = {}
-        for patient_id, version, state in self.scan():
-            try:
-                data = state if isinstance(state, dict) else msgspec.json.decode(state)
-                head = str(data.get("hash"))
-            except (msgspec.DecodeError, AttributeError):
-                head = "unreadable"
-            heads[patient_id] = (version, head)
-        return digest_heads((pid, v, h) for pid, (v, h) in heads.items())
+        return chains.digest(self.scan())
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -381,11 +352,11 @@ class Ledger(Application[str]):
                     path = self.config.sqlite_path
                     if storage_fault(exc, doing="", path=path) is not None:
                         # A full disk or a lost store: never run again as if it were contention.
-                        return self._settled(patient_id, loaded, receipts, exc)
+                        return settled(self, patient_id, loaded, receipts, exc)
                     if not isinstance(exc, IntegrityError | OperationalError):
                         raise
                     if isinstance(exc, IntegrityError):
-                        self._check_ids_unused_elsewhere(patient_id, receipts)
+                        check_ids_unused_elsewhere(self.recorder, patient_id, receipts)
                     # Another process took these versions: start again from the store.
                     if expected_version is not None and isinstance(exc, IntegrityError) and fresh:
                         raise StaleVersion(
@@ -421,14 +392,6 @@ class Ledger(Application[str]):
         for entry in self._entries(patient.id, after=patient.version):
             patient.apply(entry)
         return patient
-
-    def _settled(
-        self, patient_id: str, loaded: int, receipts: list[Receipt], exc: Exception
-    ) -> list[Receipt]:
-        return settled(self, patient_id, loaded, receipts, exc)
-
-    def _check_ids_unused_elsewhere(self, patient_id: str, receipts: Sequence[Receipt]) -> None:
-        check_ids_unused_elsewhere(self.recorder, patient_id, receipts)
 
 
 class _StoredId(msgspec.Struct):
