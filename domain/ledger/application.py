@@ -312,7 +312,7 @@ class Ledger(Application[str]):
                     and not all(e.event_id in patient.position for e in entries)
                 ):
                     if not fresh:  # the cache may be behind: ask the store before refusing
-                        patient, fresh = self._caught_up(patient), True
+                        patient, fresh = self._caught_up(patient, at=loaded), True
                         continue
                     # Stale, and not a retry of what is stored: the precondition answers first.
                     self._streams.put(patient)
@@ -330,10 +330,10 @@ class Ledger(Application[str]):
                     ]
                 except DomainError:
                     if fresh:
-                        if not patient.collect_events():  # nothing applied: still whole
-                            self._streams.put(patient)
+                        self._streams.put(self._rolled_back(patient, at=loaded))
                         raise
-                    patient, fresh = self._caught_up(patient), True  # refused on a stale cache?
+                    # Refused on a cache that may be stale: judged again on the stream as stored.
+                    patient, fresh = self._caught_up(patient, at=loaded), True
                     continue
                 if not any(r.created for r in receipts):
                     # A retry of what is already stored answers as the first time did.
@@ -366,7 +366,7 @@ class Ledger(Application[str]):
                         ) from exc
                     if fresh:
                         time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
-                    patient, fresh = self._loaded(patient_id), True
+                    patient, fresh = self._caught_up(patient, at=loaded), True
                     continue
                 self._streams.put(patient)
                 return receipts
@@ -377,18 +377,28 @@ class Ledger(Application[str]):
         )
 
     def _loaded(self, patient_id: str) -> Patient:
-        """The patient read from the store, every event (the cache had none, or a half-applied
-        one)."""
+        """The patient read from the store, every event (this process had not cached it)."""
         patient = Patient(patient_id)
         for entry in self._entries(patient_id):
             patient.apply(entry)
         return patient
 
-    def _caught_up(self, patient: Patient) -> Patient:
-        """`patient` with the events stored since (by any process), if nothing was applied to
-        it in this command; else read again from the store."""
-        if patient.collect_events():
-            return self._loaded(patient.id)
+    @staticmethod
+    def _rolled_back(patient: Patient, *, at: int) -> Patient:
+        """`patient` as it stood at version `at`: what this command applied to it taken off
+        (its decoded entries replayed, never the store's bytes read again)."""
+        patient.collect_events()
+        if patient.version == at:
+            return patient
+        twin = Patient(patient.id)
+        for entry in patient.entries[:at]:
+            twin.apply(entry)
+        return twin
+
+    def _caught_up(self, patient: Patient, *, at: int) -> Patient:
+        """`patient` as it stood at version `at`, with the events stored since by any
+        process."""
+        patient = self._rolled_back(patient, at=at)
         for entry in self._entries(patient.id, after=patient.version):
             patient.apply(entry)
         return patient

@@ -12,7 +12,7 @@ event id taken by another stream, or versions another process took, would fail i
 Then each append of the batch is committed on its own, and gets its own outcome (the caller's
 retry logic runs per append). A storage fault (a full disk, a lost store) is not retried that
 way: every append of the batch gets it, and each asks the store whether its own events were
-stored (`domain.ledger.writing.settled`), since a commit can fail after the database made it durable.
+stored (`domain.ledger.writing.settled`): a commit can fail after the database made it durable.
 """
 
 from __future__ import annotations
