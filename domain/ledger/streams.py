@@ -41,3 +41,15 @@ class Streams:
             self._patients[patient.id] = patient
             while len(self._patients) > self._maxsize:
                 self._patients.popitem(last=False)
+
+
+def rolled_back(patient: Patient, *, at: int) -> Patient:
+    """`patient` as it stood at version `at`: what a command applied to it taken off (its
+    decoded entries replayed, the store's bytes never read again)."""
+    patient.collect_events()
+    if patient.version == at:
+        return patient
+    twin = Patient(patient.id)
+    for entry in patient.entries[:at]:
+        twin.apply(entry)
+    return twin

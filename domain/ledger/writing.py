@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from domain import events as ev
-from domain.errors import Conflict, OutcomeUnknown, ValidationFailed
+from domain.errors import Conflict, OutcomeUnknown, StaleVersion, ValidationFailed
 from domain.input_checks import check_storable, in_batch, may_hold_unstorable
 from domain.ledger.storage_faults import storage_fault
 from domain.patient import Recorded
@@ -117,3 +117,11 @@ def check_ids_unused_elsewhere(recorder: Any, patient_id: str, receipts: Sequenc
                 field="event_id",
                 rule="unique_event_id",
             )
+
+
+def stale(patient_id: str, version: int, expected: int) -> StaleVersion:
+    return StaleVersion(
+        f"patient {patient_id} is at version {version}, not the expected {expected}",
+        field="If-Match",
+        rule="expected_version",
+    )
