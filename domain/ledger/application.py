@@ -173,9 +173,10 @@ class Ledger(Application[str]):
         """Every save hands the recorder the ids it stores, for the ledger-wide index, and
         commits with the other appends waiting at that moment (group commit)."""
         events = processing_event.events
-        if processing_event.tracking is not None or not events:
-            return super()._record(processing_event)
         pairs = [(str(cast(Recorded, e).entry.event_id), str(e.originator_id)) for e in events]
+        if processing_event.tracking is not None or not events:
+            processing_event.saved_kwargs[EVENT_IDS] = pairs
+            return super()._record(processing_event)
         stored = [self.mapper.to_stored_event(e) for e in events]
         ids = self.group_commit.commit(stored, {EVENT_IDS: pairs})
         if not ids:
