@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, cast
@@ -18,6 +19,7 @@ from uuid import UUID, uuid4
 import msgspec
 
 from domain import events as ev
+from domain import stream_rules
 from domain.dates import InvalidPartialDate, PartialDate
 from domain.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from domain.staging import (
@@ -80,6 +82,10 @@ class Patient:
         # Clinical events in force: the latest replacement of each, retracted ones removed.
         self.effective: dict[UUID, ev.ClinicalEvent] = {}
         self.status: dict[UUID, str] = {}
+        # What the stream rules need, kept as events are applied (so that a rule costs the same
+        # at 10 and at 1,000 events): the deaths and the diagnoses in force, in stream order.
+        self.deaths: dict[UUID, ev.Death] = {}
+        self.diagnoses: dict[UUID, ev.DiagnosisConfirmed] = {}
         self._pending: list[Recorded] = []
 
     # -- replay ---------------------------------------------------------------------------
@@ -93,12 +99,23 @@ class Patient:
         if isinstance(entry, ev.EventAmended):
             self.effective[entry.target_event_id] = entry.replacement
             self.status[entry.target_event_id] = "amended"
+            self._track(entry.target_event_id, entry.replacement)
         elif isinstance(entry, ev.EventRetracted):
             self.effective.pop(entry.target_event_id, None)
             self.status[entry.target_event_id] = "retracted"
+            self.deaths.pop(entry.target_event_id, None)
+            self.diagnoses.pop(entry.target_event_id, None)
         else:
             self.effective[entry.event_id] = entry
             self.status[entry.event_id] = "active"
+            self._track(entry.event_id, entry)
+
+    def _track(self, key: UUID, body: ev.ClinicalEvent) -> None:
+        # An amendment keeps the target's type, so a key never moves between these.
+        if isinstance(body, ev.Death):
+            self.deaths[key] = body
+        elif isinstance(body, ev.DiagnosisConfirmed):
+            self.diagnoses[key] = body
 
     def copy(self) -> Patient:
         """A copy with its own containers (the entries themselves are immutable)."""
@@ -108,6 +125,8 @@ class Patient:
         twin.position = dict(self.position)
         twin.effective = dict(self.effective)
         twin.status = dict(self.status)
+        twin.deaths = dict(self.deaths)
+        twin.diagnoses = dict(self.diagnoses)
         return twin
 
     def collect_events(self) -> list[Recorded]:
@@ -132,19 +151,17 @@ class Patient:
         index = self.position.get(event_id)
         return None if index is None else self.entries[index]
 
-    def histology_before(self, version: int, effective: dict[UUID, ev.ClinicalEvent]) -> str | None:
+    def histology_before(self, version: int) -> str | None:
         """The histology of the latest diagnosis in force recorded before `version`."""
-        diagnosis = self.diagnosis_before(version, effective)
+        diagnosis = self.diagnosis_before(version)
         return diagnosis.histology if diagnosis is not None else None
 
-    def diagnosis_before(
-        self, version: int, effective: dict[UUID, ev.ClinicalEvent]
-    ) -> ev.DiagnosisConfirmed | None:
+    def diagnosis_before(self, version: int) -> ev.DiagnosisConfirmed | None:
         """The latest diagnosis in force recorded before `version` (its histology, grade and
         location pick the AJCC table and row)."""
         diagnosis = None
-        for event_id, body in effective.items():
-            if isinstance(body, ev.DiagnosisConfirmed) and self._version_of(event_id) < version:
+        for event_id, body in self.diagnoses.items():
+            if self._version_of(event_id) < version:
                 diagnosis = body
         return diagnosis
 
@@ -186,8 +203,8 @@ class Patient:
         elif not self.registered:
             raise NotFound(f"patient {self.id} is not registered", field="patient_id")
         self.check_dates(entry, today=now.date())
-        effective = self.check_correction(entry, today=now.date())
-        self.check_stream_invariants(effective, new=entry)
+        self.check_correction(entry, today=now.date())
+        self.check_stream_invariants(entry)
         stored = self._seal(entry, actor=actor, source=source, now=now)
         event = _EVENT_CLASSES[stored.type](
             originator_id=self.id,
@@ -332,7 +349,7 @@ class Patient:
                 field=prefix + "n",
                 rule="tis_requires_n0",
             )
-        diagnosis = self.diagnosis_before(version, self.effective)
+        diagnosis = self.diagnosis_before(version)
         if diagnosis is None:
             raise RuleViolation(
                 "a staging needs a diagnosis_confirmed earlier in the stream "
@@ -365,87 +382,15 @@ class Patient:
             )
         return group
 
-    def check_correction(self, entry: ev.AnyEvent, *, today: date) -> dict[UUID, ev.ClinicalEvent]:
-        """Check a correction's target; return the events in force if `entry` were recorded."""
-        effective = dict(self.effective)
-        if not isinstance(entry, ev.EventAmended | ev.EventRetracted):
-            return effective
-        target = self.entry(entry.target_event_id)
-        if target is None:
-            raise NotFound(
-                f"event {entry.target_event_id} is not in the stream of patient {self.id}",
-                field="target_event_id",
-            )
-        if target.is_correction:
-            raise RuleViolation(
-                f"event {entry.target_event_id} is itself a correction ({target.type}); "
-                "correct the original event instead",
-                field="target_event_id",
-                rule="no_correction_of_correction",
-            )
-        if self.status.get(entry.target_event_id) == "retracted":
-            raise RuleViolation(
-                f"event {entry.target_event_id} is retracted and cannot be corrected",
-                field="target_event_id",
-                rule="target_not_retracted",
-            )
-        if isinstance(entry, ev.EventRetracted):
-            if isinstance(target, ev.PatientRegistered):
-                raise RuleViolation(
-                    "the registration cannot be retracted; amend it instead",
-                    field="target_event_id",
-                    rule="registration_stays",
-                )
-            effective.pop(entry.target_event_id, None)
-            return effective
-        if entry.replacement.type != target.type:
-            raise RuleViolation(
-                f"an amendment keeps the target's type: `replacement.type` is "
-                f"{entry.replacement.type!r}, the target is {target.type!r}",
-                field="replacement.type",
-                rule="amendment_keeps_type",
-            )
-        effective[entry.target_event_id] = entry.replacement
-        return effective
+    def check_correction(self, entry: ev.AnyEvent, *, today: date) -> None:
+        stream_rules.check_correction(self, entry)
 
-    def check_stream_invariants(
-        self, effective: dict[UUID, ev.ClinicalEvent], *, new: ev.AnyEvent
-    ) -> None:
-        """Rules over the whole stream as it would stand: one death, nothing after it, nothing
-        before an amended registration's birth year."""
-        if not new.is_correction:
-            effective = {**effective, uuid4(): cast(ev.ClinicalEvent, new)}
-        if isinstance(new, ev.EventAmended) and isinstance(new.replacement, ev.PatientRegistered):
-            born = new.replacement.birth_year
-            for body in effective.values():
-                if born is not None and PartialDate.parse(body.occurred).year < born:
-                    raise RuleViolation(
-                        f"`replacement.birth_year` {born} is after the {body.type} on "
-                        f"{body.occurred}",
-                        field="replacement.birth_year",
-                        rule="not_before_birth",
-                    )
-        deaths = [body for body in effective.values() if isinstance(body, ev.Death)]
-        if len(deaths) > 1:
-            raise RuleViolation(
-                f"patient {self.id} already has a death recorded; retract it first",
-                field="type",
-                rule="death_once",
-            )
-        if not deaths:
-            return
-        died = PartialDate.parse(deaths[0].occurred)
-        for body in effective.values():
-            if isinstance(body, ev.Death | ev.PatientRegistered):
-                continue
-            if PartialDate.parse(body.occurred).is_certainly_after(died):
-                field = "occurred" if body is new or not new.is_correction else "replacement"
-                raise RuleViolation(
-                    f"a {body.type} on {body.occurred} would be after the death on "
-                    f"{deaths[0].occurred}",
-                    field=field,
-                    rule="nothing_after_death",
-                )
+    def check_stream_invariants(self, new: ev.AnyEvent) -> None:
+        stream_rules.check_stream_invariants(self, new)
+
+    def would_stand(self, new: ev.AnyEvent) -> Iterator[ev.ClinicalEvent]:
+        """The events in force if `new` were recorded, in stream order (nothing is copied)."""
+        return stream_rules.would_stand(self, new)
 
 
 # One stored event class per entry of the registry in `domain.events`, keyed by tag.

@@ -1,29 +1,25 @@
 """`Ledger`, the service layer: the only way events get into a patient's stream.
 
-Each command loads the patient, calls one aggregate method per event and saves. The library
-refuses a save whose versions someone else took first; without an expected version the command
-is simply run again on the fresh stream, so concurrent writers never lose or duplicate an event.
+Each command takes the patient (cached by this process, else read from the store), calls one
+aggregate method per event and saves; concurrent saves of this process share one transaction
+(domain/ledger/group_commit.py). The store refuses a save whose versions someone else took
+first (another process, or a stale cache); the command is then run again on the stream as
+stored, so concurrent writers never lose or duplicate an event.
 """
 
 from __future__ import annotations
 
-import base64
-import os
 import random
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
-from urllib.parse import unquote, urlparse
-from uuid import UUID
+from typing import Any, cast
 
 import msgspec
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
+    Notification,
     OperationalError,
     PersistenceError,
     Recording,
@@ -33,152 +29,40 @@ from eventsourcing.persistence import (
 from domain import events as ev
 from domain.errors import (
     Conflict,
+    DomainError,
     Gone,
     NotFound,
-    OutcomeUnknown,
     RuleViolation,
     StaleVersion,
     ValidationFailed,
 )
-from domain.input_checks import check_storable, in_batch, may_hold_unstorable
 from domain.instants import assume_utc
 from domain.integrity import (
-    ERASED,
-    UNDECRYPTABLE,
     ChainReport,
     Digest,
-    digest_heads,
     verify_entries,
 )
+from domain.ledger import chains
+from domain.ledger.config import StoreConfig, check_key_format
 from domain.ledger.db import open_db
-from domain.ledger.event_index import EVENT_IDS, recorder_topic
+from domain.ledger.event_index import EVENT_IDS
+from domain.ledger.group_commit import GroupCommit
 from domain.ledger.mapper import LedgerMapper
-from domain.ledger.patient_keys import Erasure, PatientKeys, envelope_of, is_sealed
+from domain.ledger.patient_keys import Erasure, PatientKeys, is_sealed
 from domain.ledger.storage_faults import storage_fault
+from domain.ledger.streams import Streams, rolled_back
+from domain.ledger.writing import (
+    Receipt,
+    check_entries_storable,
+    check_ids_unique_in_batch,
+    check_ids_unused_elsewhere,
+    receipt,
+    settled,
+    stale,
+)
 from domain.patient import Patient, Recorded
 
 MAX_ATTEMPTS = 200
-
-
-@dataclass(frozen=True)
-class StoreConfig:
-    """Where the ledger lives: one SQLite file, or a PostgreSQL database (and schema)."""
-
-    sqlite_path: str | None = "oncoledger.db"
-    database_url: str | None = None
-    schema: str | None = None
-    cipher_key: str | None = None
-
-    @classmethod
-    def from_env(cls, db: str | None = None) -> StoreConfig:
-        return cls(
-            sqlite_path=db or os.environ.get("ONCOLEDGER_DB") or "oncoledger.db",
-            database_url=os.environ.get("ONCOLEDGER_DATABASE_URL") or None,
-            schema=os.environ.get("ONCOLEDGER_DATABASE_SCHEMA") or None,
-            cipher_key=os.environ.get("ONCOLEDGER_CIPHER_KEY") or None,
-        )
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.database_url is not None
-
-    def library_env(self) -> dict[str, str]:
-        env: dict[str, str] = {
-            "ORIGINATOR_ID_TYPE": "text",
-            "APPLICATION_RECORDER_TOPIC": recorder_topic(self.is_postgres),
-        }
-        if self.database_url:
-            url = urlparse(self.database_url)
-            if url.scheme not in ("postgresql", "postgres"):
-                raise ValidationFailed(
-                    "ONCOLEDGER_DATABASE_URL must start with postgresql://",
-                    field="ONCOLEDGER_DATABASE_URL",
-                )
-            env |= {
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
-                "POSTGRES_DBNAME": (url.path or "/").lstrip("/") or "postgres",
-                "POSTGRES_HOST": url.hostname or "127.0.0.1",
-                "POSTGRES_PORT": str(url.port or 5432),
-                "POSTGRES_USER": unquote(url.username or "postgres"),
-                "POSTGRES_PASSWORD": unquote(url.password or ""),
-                "POSTGRES_POOL_SIZE": "10",
-                "POSTGRES_MAX_OVERFLOW": "20",
-                "POSTGRES_CONNECT_TIMEOUT": "10",
-            }
-            if self.schema:
-                env["POSTGRES_SCHEMA"] = self.schema
-        else:
-            env |= {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": self.sqlite_path or "oncoledger.db",
-                "SQLITE_LOCK_TIMEOUT": "30",
-            }
-        if self.cipher_key:
-            check_key_format(self.cipher_key)
-            env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
-            env["CIPHER_KEY"] = self.cipher_key
-        return env
-
-
-def check_key_format(key: str) -> None:
-    try:
-        size = len(base64.b64decode(key, validate=True))
-    except ValueError:
-        size = -1
-    if size not in (16, 24, 32):
-        raise ValidationFailed(
-            "ONCOLEDGER_CIPHER_KEY must be a base64 AES key of 16, 24 or 32 bytes "
-            "(e.g. the output of `openssl rand -base64 32`)",
-            field="ONCOLEDGER_CIPHER_KEY",
-            rule="cipher_key",
-        )
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What an append returns (SPEC §8): enough for the client to cite the stored event."""
-
-    event_id: UUID
-    version: int
-    recorded_at: datetime
-    hash: str
-    created: bool
-
-
-def _receipt(entry: ev.AnyEvent, created: bool) -> Receipt:
-    assert entry.event_id and entry.version and entry.recorded_at and entry.hash
-    return Receipt(entry.event_id, entry.version, entry.recorded_at, entry.hash, created)
-
-
-class _Streams:
-    """Patients this process has loaded, and a lock per patient (striped).
-
-    Writers to one patient in this process queue on its lock instead of racing each other, and
-    a cached patient is brought up to date with only the events stored since (by any process).
-    A patient is taken out of the cache while a command works on it and put back only after a
-    successful save, so a refused or failed command never leaves half-applied state behind.
-    """
-
-    STRIPES = 256
-
-    def __init__(self, maxsize: int = 10_000) -> None:
-        self._locks = [threading.Lock() for _ in range(self.STRIPES)]
-        self._guard = threading.Lock()
-        self._patients: OrderedDict[str, Patient] = OrderedDict()
-        self._maxsize = maxsize
-
-    def lock(self, patient_id: str) -> threading.Lock:
-        return self._locks[hash(patient_id) % self.STRIPES]
-
-    def take(self, patient_id: str) -> Patient | None:
-        with self._guard:
-            return self._patients.pop(patient_id, None)
-
-    def put(self, patient: Patient) -> None:
-        with self._guard:
-            self._patients[patient.id] = patient
-            while len(self._patients) > self._maxsize:
-                self._patients.popitem(last=False)
 
 
 class Ledger(Application[str]):
@@ -190,7 +74,9 @@ class Ledger(Application[str]):
         self.config = config or StoreConfig.from_env()
         # Called after every save by this process (the live feed wakes its followers).
         self.on_saved: Callable[[], None] = lambda: None
-        self._streams = _Streams()
+        self._streams = Streams()
+        # Concurrent appends of this process share one transaction (domain/ledger/group_commit).
+        self.group_commit = GroupCommit(self._insert, self._is_storage_fault)
         for attempt in range(5):
             try:
                 super().__init__(env=self.config.library_env())
@@ -269,13 +155,51 @@ class Ledger(Application[str]):
     def construct_mapper(self) -> LedgerMapper:
         return LedgerMapper(cipher=self.factory.cipher(), compressor=self.factory.compressor())
 
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[str]]:
+        """The library's `save()`, without its runtime protocol checks for our own patients
+        (`isinstance` against a `typing.Protocol` costs a sizeable part of an append)."""
+        patients = [o for o in objs if type(o) is Patient]
+        if len(patients) != len(objs) or kwargs:
+            return super().save(*objs, **kwargs)
+        processing_event: ProcessingEvent[str] = ProcessingEvent()
+        for patient in patients:
+            processing_event.events.extend(patient.collect_events())
+            processing_event.aggregates[patient.id] = patient
+        recordings = self._record(processing_event)
+        self._notify(recordings)
+        return recordings
+
     def _record(self, processing_event: ProcessingEvent[str]) -> list[Recording[str]]:
-        """Every save hands the recorder the ids it stores, for the ledger-wide index."""
-        processing_event.saved_kwargs[EVENT_IDS] = [
-            (str(cast(Recorded, e).entry.event_id), str(e.originator_id))
-            for e in processing_event.events
+        """Every save hands the recorder the ids it stores, for the ledger-wide index, and
+        commits with the other appends waiting at that moment (group commit)."""
+        events = processing_event.events
+        pairs = [(str(cast(Recorded, e).entry.event_id), str(e.originator_id)) for e in events]
+        if processing_event.tracking is not None or not events:
+            processing_event.saved_kwargs[EVENT_IDS] = pairs
+            return super()._record(processing_event)
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        ids = self.group_commit.commit(stored, {EVENT_IDS: pairs})
+        if not ids:
+            return []
+        return [
+            Recording(
+                e,
+                Notification(
+                    originator_id=s.originator_id,
+                    originator_version=s.originator_version,
+                    topic=s.topic,
+                    state=s.state,
+                    id=n,
+                ),
+            )
+            for e, s, n in zip(events, stored, ids, strict=True)
         ]
-        return super()._record(processing_event)
+
+    def _insert(self, stored: list[StoredEvent], kwargs: dict[str, list[Any]]) -> Any:
+        return self.recorder.insert_events(stored, **kwargs)
+
+    def _is_storage_fault(self, exc: BaseException) -> bool:
+        return storage_fault(exc, doing="", path=self.config.sqlite_path) is not None
 
     def _event_id_of(self, stored: StoredEvent) -> str | None:
         try:
@@ -351,28 +275,7 @@ class Ledger(Application[str]):
         self, patient_id: str | None = None
     ) -> Iterator[tuple[str, int, bytes | dict[str, object]]]:
         """Stored events as (patient_id, version, plaintext JSON), in recording order."""
-        if patient_id is not None:
-            for stored in self.recorder.select_events(patient_id):
-                yield patient_id, stored.originator_version, self._plaintext_or_empty(stored)
-            return
-        start = 1
-        while True:
-            batch = self.recorder.select_notifications(start, 1000)
-            if not batch:
-                return
-            for n in batch:
-                yield str(n.originator_id), n.originator_version, self._plaintext_or_empty(n)
-            start = batch[-1].id + 1
-
-    def _plaintext_or_empty(self, stored: StoredEvent) -> bytes | dict[str, object]:
-        try:
-            return self.plaintext(stored)
-        except Gone:
-            # An erased patient: only the clear envelope remains, and the chain is checked
-            # from its stored hashes.
-            return {**envelope_of(bytes(stored.state)), ERASED: True}
-        except Exception:  # a tampered ciphertext or another key: the checker reports it
-            return UNDECRYPTABLE
+        return chains.scan(self.recorder, self.plaintext, patient_id)
 
     def verify(self, patient_id: str | None = None) -> ChainReport:
         """Recompute every chain (or one patient's) from the stored bytes."""
@@ -382,15 +285,7 @@ class Ledger(Application[str]):
 
     def digest(self) -> Digest:
         """SPEC §6: one SHA-256 over every stream head, in patient-id order."""
-        heads: dict[str, tuple[int, str]] = {}
-        for patient_id, version, state in self.scan():
-            try:
-                data = state if isinstance(state, dict) else msgspec.json.decode(state)
-                head = str(data.get("hash"))
-            except (msgspec.DecodeError, AttributeError):
-                head = "unreadable"
-            heads[patient_id] = (version, head)
-        return digest_heads((pid, v, h) for pid, (v, h) in heads.items())
+        return chains.digest(self.scan())
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -408,66 +303,76 @@ class Ledger(Application[str]):
         source: str,
         expected_version: int | None = None,
     ) -> list[Receipt]:
-        """Record `entries` in one transaction: all of them or none."""
+        """Record `entries` in one transaction: all of them or none.
+
+        Optimistic: a patient this process has cached is trusted without asking the store.
+        If another process wrote meanwhile, the store's (stream, version) key refuses the save
+        and the command runs again on the stream reloaded. No answer is ever given from a
+        cache that may be stale: a refusal (a rule, If-Match) is given only once the patient
+        was read from the store in this command."""
         if not entries:
             raise ValidationFailed("nothing to append: the batch is empty", field="events")
-        _check_ids_unique_in_batch(entries)
-        _check_storable(entries, actor)
+        check_ids_unique_in_batch(entries)
+        check_entries_storable(entries, actor)
         self.refuse_erased(patient_id)
         with self._streams.lock(patient_id):
+            patient = self._streams.take(patient_id)
+            fresh = patient is None  # read from the store in this command
+            if patient is None:
+                patient = self._loaded(patient_id)
             for attempt in range(MAX_ATTEMPTS):
-                patient = self._streams.take(patient_id) or Patient(patient_id)
-                for entry in self._entries(patient_id, after=patient.version):
-                    patient.apply(entry)
                 loaded = patient.version
                 if (
                     expected_version is not None
                     and loaded != expected_version
                     and not all(e.event_id in patient.position for e in entries)
                 ):
+                    if not fresh:  # the cache may be behind: ask the store before refusing
+                        patient, fresh = self._caught_up(patient, at=loaded), True
+                        continue
                     # Stale, and not a retry of what is stored: the precondition answers first.
                     self._streams.put(patient)
-                    raise StaleVersion(
-                        f"patient {patient_id} is at version {loaded}, "
-                        f"not the expected {expected_version}",
-                        field="If-Match",
-                        rule="expected_version",
-                    )
+                    raise stale(patient_id, loaded, expected_version)
                 now = datetime.now(UTC)  # one transaction, one transaction time for the batch
-                receipts = [
-                    _receipt(*patient.record(entry, actor=actor, source=source, now=now))
-                    for entry in entries
-                ]
+                try:
+                    receipts = [
+                        receipt(*patient.record(entry, actor=actor, source=source, now=now))
+                        for entry in entries
+                    ]
+                except DomainError:
+                    if fresh:
+                        self._streams.put(rolled_back(patient, at=loaded))
+                        raise
+                    # Refused on a cache that may be stale: judged again on the stream as stored.
+                    patient, fresh = self._caught_up(patient, at=loaded), True
+                    continue
                 if not any(r.created for r in receipts):
                     # A retry of what is already stored answers as the first time did.
                     self._streams.put(patient)
                     return receipts
                 if expected_version is not None and loaded != expected_version:
-                    raise StaleVersion(
-                        f"patient {patient_id} is at version {loaded}, "
-                        f"not the expected {expected_version}",
-                        field="If-Match",
-                        rule="expected_version",
-                    )
+                    raise stale(patient_id, loaded, expected_version)
                 try:
                     self.save(patient)
                 except (PersistenceError, OSError) as exc:
                     path = self.config.sqlite_path
                     if storage_fault(exc, doing="", path=path) is not None:
                         # A full disk or a lost store: never run again as if it were contention.
-                        return self._settled(patient_id, loaded, receipts, exc)
+                        return settled(self, patient_id, loaded, receipts, exc)
                     if not isinstance(exc, IntegrityError | OperationalError):
                         raise
                     if isinstance(exc, IntegrityError):
-                        self._check_ids_unused_elsewhere(patient_id, receipts)
+                        check_ids_unused_elsewhere(self.recorder, patient_id, receipts)
                     # Another process took these versions: start again from the store.
-                    if expected_version is not None and isinstance(exc, IntegrityError):
+                    if expected_version is not None and isinstance(exc, IntegrityError) and fresh:
                         raise StaleVersion(
                             f"patient {patient_id} moved on while this was being recorded",
                             field="If-Match",
                             rule="expected_version",
                         ) from exc
-                    time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+                    if fresh:
+                        time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+                    patient, fresh = self._caught_up(patient, at=loaded), True
                     continue
                 self._streams.put(patient)
                 return receipts
@@ -477,91 +382,24 @@ class Ledger(Application[str]):
             rule="write_contention",
         )
 
-    def _settled(
-        self, patient_id: str, loaded: int, receipts: list[Receipt], exc: Exception
-    ) -> list[Receipt]:
-        """A save failed on a storage fault: ask the store whether it committed all the same
-        (a commit can fail after the database made it durable). Stored: the receipts stand.
-        Not stored: the fault is the answer. Cannot ask: the outcome is unknown."""
-        doing = f"recording for patient {patient_id}"
-        new = [r.event_id for r in receipts if r.created]
-        try:
-            stored = self.recorder.select_events(patient_id, gt=loaded, limit=len(new))
-            entries = [cast(Recorded, self.mapper.to_domain_event(s)).entry for s in stored]
-            found = [entry.event_id for entry in entries]
-        except Exception as check:
-            fault = storage_fault(
-                exc,
-                path=self.config.sqlite_path,
-                doing=doing,
-                outcome="and the store could not be asked afterwards whether the commit happened",
-            )
-            ids = ", ".join(str(i) for i in new)
-            raise OutcomeUnknown(
-                f"{fault.message if fault else exc}. The outcome is unknown: sending the same "
-                f"event(s) again with event_id {ids} is safe (if they were stored, the retry "
-                "stores nothing and answers with their receipt)",
-                event_ids=[str(i) for i in new],
-                field="event_id",
-            ) from check
-        if found == new:
-            mine = [r.hash for r in receipts if r.created]
-            if [entry.hash for entry in entries] == mine:
-                return receipts  # this save's own events, durable despite the error
-            # The same events, stored by another writer (a retry racing this one): their
-            # receipts, as any retry of a stored event_id gets.
-            theirs = {entry.event_id: _receipt(entry, False) for entry in entries}
-            return [theirs.get(r.event_id, r) if r.created else r for r in receipts]
-        fault = storage_fault(
-            exc, doing=doing, outcome="nothing was stored", path=self.config.sqlite_path
-        )
-        raise fault or exc
+    def _loaded(self, patient_id: str) -> Patient:
+        """The patient read from the store, every event (this process had not cached it)."""
+        patient = Patient(patient_id)
+        for entry in self._entries(patient_id):
+            patient.apply(entry)
+        return patient
 
-    def _check_ids_unused_elsewhere(self, patient_id: str, receipts: Sequence[Receipt]) -> None:
-        """After a refused save: was it an event id that another stream holds?"""
-        new = [str(r.event_id) for r in receipts if r.created]
-        for event_id, owner in self.recorder.owners(new).items():  # type: ignore[attr-defined]
-            if owner != patient_id:
-                raise Conflict(
-                    f"event_id {event_id} is already used by another patient's stream; "
-                    "nothing was recorded",
-                    field="event_id",
-                    rule="unique_event_id",
-                )
+    def _caught_up(self, patient: Patient, *, at: int) -> Patient:
+        """`patient` as it stood at version `at`, with the events stored since by any
+        process."""
+        patient = rolled_back(patient, at=at)
+        for entry in self._entries(patient.id, after=patient.version):
+            patient.apply(entry)
+        return patient
 
 
 class _StoredId(msgspec.Struct):
     event_id: str | None = None
 
 
-def _check_storable(entries: Sequence[ev.AnyEvent], actor: str) -> None:
-    """Every string of every entry, nested ones included, is one both stores can hold."""
-    check_storable({"actor": actor})
-    for index, entry in enumerate(entries):
-        try:
-            suspect = may_hold_unstorable(ev.encode(entry))
-        except UnicodeEncodeError:  # an unpaired surrogate has no UTF-8 form
-            suspect = True
-        if not suspect:
-            continue
-        try:
-            check_storable(ev.to_builtins(entry))  # finds it, naming the field
-        except ValidationFailed as exc:
-            raise (in_batch(exc, index) if len(entries) > 1 else exc) from None
-
-
-def _check_ids_unique_in_batch(entries: Sequence[ev.AnyEvent]) -> None:
-    seen: set[UUID] = set()
-    for entry in entries:
-        if entry.event_id is None:
-            continue
-        if entry.event_id in seen:
-            raise ValidationFailed(
-                f"event_id {entry.event_id} appears twice in one batch",
-                field="event_id",
-                rule="unique_event_id",
-            )
-        seen.add(entry.event_id)
-
-
-__all__ = ["Ledger", "Receipt", "Recorded", "StoreConfig"]
+__all__ = ["Ledger", "Receipt", "Recorded", "StoreConfig", "check_key_format"]
