@@ -203,9 +203,7 @@ def test_the_projector_skips_a_stream_it_cannot_read(
             "a row of the forgotten patient is left"
         )
         with system.views.db.transaction() as cur:
-            cur.execute(
-                "SELECT reason FROM ol_events WHERE patient_id = ?", ("PRJ-0001",)
-            )
+            cur.execute("SELECT reason FROM ol_events WHERE patient_id = ?", ("PRJ-0001",))
             assert set(cur.fetchall()) == {(None,)}, "clinical content left in the audit"
         assert len(audit) == 4
 
