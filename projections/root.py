@@ -52,10 +52,12 @@ from projections.feed import Feed
 from projections.figure import FigureData, figure_data
 from projections.figure import Format as ChartFormat
 from projections.projector import Projector
+from projections.views import REBUILD_BATCH as REBUILD_BATCH
 from projections.views import Views
 
 __all__ = [
     "ACCESS_MAX_LIMIT",
+    "REBUILD_BATCH",
     "ROLES",
     "WEB_SESSION_LIFETIME",
     "AccessPage",

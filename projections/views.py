@@ -15,6 +15,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -236,7 +237,8 @@ class Views:
                 rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
                 continue
             try:
-                entry = _entry_decoder.decode(self.ledger.plaintext(n))
+                plaintext = self.ledger.plaintext(n)
+                entry = _entry_decoder.decode(plaintext)
             except Exception:
                 # A stream whose payloads cannot be read must not stall every other patient's
                 # views: skipped, and said so in the log.
@@ -248,22 +250,20 @@ class Views:
                 )
                 continue
             target = getattr(entry, "target_event_id", None)
-            rows.append(
-                _column_safe(
-                    (
-                        str(entry.event_id),
-                        n.id,
-                        patient_id,
-                        n.originator_version,
-                        entry.type,
-                        _iso(entry.recorded_at),
-                        entry.recorded_by or "",
-                        entry.source or "",
-                        str(target) if target else None,
-                        getattr(entry, "reason", None) if target else None,
-                    )
-                )
+            row = (
+                str(entry.event_id),
+                n.id,
+                patient_id,
+                n.originator_version,
+                entry.type,
+                _instant_text(entry.recorded_at),
+                entry.recorded_by or "",
+                entry.source or "",
+                str(target) if target else None,
+                getattr(entry, "reason", None) if target else None,
             )
+            # A NUL in any text of the event shows in its JSON as an escape.
+            rows.append(_column_safe(row) if b"\\u0000" in plaintext else row)
             if patient_id in touched:
                 state = touched[patient_id]
             else:
@@ -291,7 +291,7 @@ class Views:
                 log.exception("read models of patient %s could not be computed", patient_id)
                 continue
             values = _column_safe([getattr(row, col) for col in PATIENT_COLUMNS])
-            values[_LAST_RECORDED] = _iso(row.last_recorded_at)
+            values[_LAST_RECORDED] = _instant_text(row.last_recorded_at)
             patients.append(values)
             survival.append(survival_row)
             self._states[patient_id] = state
@@ -317,7 +317,9 @@ class Views:
 
     # -- rebuild -------------------------------------------------------------------------------
 
-    def rebuild(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+    def rebuild(
+        self, *, progress: Callable[[int, int], None] | None = None, batch: int = REBUILD_BATCH
+    ) -> int:
         """Build every view again from the first event; a rebuild that was interrupted (even
         by kill -9) is resumed from its last committed batch, not started again.
 
@@ -329,7 +331,7 @@ class Views:
             self.drop()
             self.create(indexes=False)
         self._rebuilding = True
-        applied = self.catch_up(progress=progress, batch=REBUILD_BATCH)
+        applied = self.catch_up(progress=progress, batch=batch)
         return applied
 
     def _finish_rebuild(self) -> None:
@@ -416,6 +418,13 @@ class Views:
             )
             row = cur.fetchone()
         return None if row is None else _patient_row(row)
+
+
+def _instant_text(value: datetime | None) -> str | None:
+    """`iso_utc` (fixed-width UTC text), without its parsing for what is UTC already."""
+    if value is not None and value.tzinfo is UTC:
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    return _iso(value)
 
 
 def _layout(cur: Cursor) -> int | None:

@@ -405,7 +405,15 @@ def test_a_rebuild_killed_midway_is_resumed_by_the_projector(store: StoreConfig)
     # when `projections rebuild` is killed (SIGKILL) after committing part of the rebuild
     with OncoLedger(store, project_inline=False) as watcher:
         rebuild = subprocess.Popen(
-            [*CLI, "--db", store.sqlite_path or "unused.db", "projections", "rebuild"],
+            [
+                *CLI,
+                "--db",
+                store.sqlite_path or "unused.db",
+                "projections",
+                "rebuild",
+                "--batch",
+                "50",
+            ],
             cwd=ROOT,
             env=_env(store),
             stdout=subprocess.DEVNULL,
