@@ -17,10 +17,10 @@ from tests.integration.test_projector import BOUND, CLI, ROOT, _dump, _env, _rec
 def _indexes(system: OncoLedger) -> set[str]:
     with system.views.db.transaction() as cur:
         if system.views.db.is_postgres:
-            cur.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ol_%'")
+            cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
         else:
-            cur.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'ol_%'")
-        return {str(r[0]) for r in cur.fetchall()}
+            cur.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        return {str(r[0]) for r in cur.fetchall() if str(r[0]).startswith("ol_")}
 
 
 def _wanted() -> set[str]:
