@@ -13,36 +13,28 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
-from domain import events as ev
 from domain.errors import NotFound
 from domain.ledger.application import Ledger, StoreConfig
 from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
-from domain.ledger.patient_keys import envelope_of, scrub, secure
+from domain.ledger.patient_keys import scrub, secure
 from projections import readmodels, survival_subjects
 from projections.cohort_index import (
     _EQUALITY_FILTERS,
     _RANGE_FILTERS,
     PATIENT_COLUMNS,
-    _column_safe,
-    _iso,
     _patient_row,
     _synthetic_clause,
     _where,
     query_patients,
 )
 from projections.current import CurrentReads
-from projections.patient_state import PatientState
+from projections.projection import Projection, write_rows
 from projections.views_schema import (
     DROP,
     INDEXES,
-    INSERT_EVENTS,
     LAYOUT_NAME,
     LAYOUT_VERSION,
     LEGACY,
@@ -66,22 +58,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 REBUILD_BATCH = 5000
-STATE_CACHE = 2000  # patients whose state the catch-up keeps in memory
-
-_entry_decoder = msgspec.json.Decoder(ev.AnyEvent)
-_PATIENT_UPSERT = (
-    f"INSERT INTO ol_patients ({', '.join(PATIENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in PATIENT_COLUMNS)}) "
-    f"ON CONFLICT (patient_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLUMNS[1:])
-)
-_SURVIVAL_UPSERT = (
-    f"INSERT INTO {survival_subjects.TABLE} ({', '.join(survival_subjects.COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in survival_subjects.COLUMNS)}) "
-    f"ON CONFLICT (patient_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in survival_subjects.COLUMNS[1:])
-)
-_LAST_RECORDED = PATIENT_COLUMNS.index("last_recorded_at")
 
 
 class Views:
@@ -89,9 +65,9 @@ class Views:
         self.db = db
         self.ledger = ledger
         self._catching_up = threading.Lock()
-        # Projected patients' states (least recently used first), each after exactly the
-        # events the views have applied of it; any failed batch clears them all.
-        self._states: OrderedDict[str, PatientState] = OrderedDict()
+        # Projected patients' states, each after exactly the events the views have applied of
+        # it; any failed batch clears them all.
+        self.projection = Projection(ledger)
         self.current = CurrentReads(ledger)
         self._rebuilding: bool | None = None  # unknown until looked up
         self.create()
@@ -142,7 +118,7 @@ class Views:
             self.create()
 
     def drop(self) -> None:
-        self._states.clear()
+        self.projection.clear()
         with self.db.transaction(write=True) as cur:
             _drop(cur)
         self._rebuilding = None
@@ -213,7 +189,7 @@ class Views:
                 try:
                     self._apply(cur, notifications)
                 except BaseException:
-                    self._states.clear()  # the batch is rolled back: so are its states
+                    self.projection.clear()  # the batch is rolled back: so are its states
                     raise
                 position = notifications[-1].id
                 cur.execute(
@@ -229,91 +205,8 @@ class Views:
                 return applied
 
     def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
-        touched: dict[str, PatientState | None] = {}
-        rows = []
-        for n in notifications:
-            patient_id = str(n.originator_id)
-            if self.ledger.is_erased(patient_id):
-                rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
-                continue
-            try:
-                plaintext = self.ledger.plaintext(n)
-                entry = _entry_decoder.decode(plaintext)
-            except Exception:
-                # A stream whose payloads cannot be read must not stall every other patient's
-                # views: skipped, and said so in the log.
-                log.warning(
-                    "event %s of patient %s cannot be read; skipped",
-                    n.id,
-                    patient_id,
-                    exc_info=True,
-                )
-                continue
-            target = getattr(entry, "target_event_id", None)
-            row = (
-                str(entry.event_id),
-                n.id,
-                patient_id,
-                n.originator_version,
-                entry.type,
-                _instant_text(entry.recorded_at),
-                entry.recorded_by or "",
-                entry.source or "",
-                str(target) if target else None,
-                getattr(entry, "reason", None) if target else None,
-            )
-            # A NUL in any text of the event shows in its JSON as an escape.
-            rows.append(_column_safe(row) if b"\\u0000" in plaintext else row)
-            if patient_id in touched:
-                state = touched[patient_id]
-            else:
-                state = self._state(patient_id, n.originator_version)
-                touched[patient_id] = state
-            if state is None:
-                continue
-            try:
-                if state.version != n.originator_version - 1:
-                    raise ValueError(f"version {n.originator_version} after {state.version}")
-                state.apply(entry)
-            except Exception:
-                log.exception("read models of patient %s could not be computed", patient_id)
-                touched[patient_id] = None
-        cur.executemany(INSERT_EVENTS, rows)
-        patients, survival = [], []
-        for patient_id, state in touched.items():
-            if state is None:
-                continue  # its previous rows stay; the failure is logged
-            try:
-                row, survival_row = state.rows()
-            except Exception:
-                # One stream the read models cannot digest must not stall the views of all
-                # others: its previous rows stay, the failure is logged, the catch-up moves on.
-                log.exception("read models of patient %s could not be computed", patient_id)
-                continue
-            values = _column_safe([getattr(row, col) for col in PATIENT_COLUMNS])
-            values[_LAST_RECORDED] = _instant_text(row.last_recorded_at)
-            patients.append(values)
-            survival.append(survival_row)
-            self._states[patient_id] = state
-        cur.executemany(_PATIENT_UPSERT, patients)
-        cur.executemany(_SURVIVAL_UPSERT, survival)
-        while len(self._states) > STATE_CACHE:
-            self._states.popitem(last=False)
-
-    def _state(self, patient_id: str, version: int) -> PatientState | None:
-        """The patient's state after its first `version - 1` events: kept, else read once from
-        the ledger's stream (a kept state of another version is stale: another projector
-        applied events of it)."""
-        state = self._states.pop(patient_id, None)
-        if state is not None and state.version == version - 1:
-            return state
-        if version == 1:
-            return PatientState(patient_id)
-        try:
-            return PatientState(patient_id, self.ledger.history(patient_id, upto=version - 1))
-        except Exception:
-            log.exception("the stream of patient %s could not be read", patient_id)
-            return None
+        events, patients, survival = self.projection.rows(notifications)
+        write_rows(cur, events, patients, survival)
 
     # -- rebuild -------------------------------------------------------------------------------
 
@@ -364,7 +257,7 @@ class Views:
         disk (secure_delete zeroes the rows; the WAL is checkpointed; PostgreSQL vacuums the
         tables). The change audit keeps the events' clear envelopes (who recorded which type
         when), without their correction reason."""
-        self._states.pop(patient_id, None)  # the projector's state of it too
+        self.projection.forget(patient_id)  # the projector's state of it too
         self.current.forget(patient_id)
         secure(self.db)
         with self.db.transaction(write=True) as cur:
@@ -420,13 +313,6 @@ class Views:
         return None if row is None else _patient_row(row)
 
 
-def _instant_text(value: datetime | None) -> str | None:
-    """`iso_utc` (fixed-width UTC text), without its parsing for what is UTC already."""
-    if value is not None and value.tzinfo is UTC:
-        return value.isoformat(timespec="microseconds")[:-6] + "Z"
-    return _iso(value)
-
-
 def _layout(cur: Cursor) -> int | None:
     """The layout version of the views in this database (None: no views yet; 1: before the
     layout was recorded)."""
@@ -449,20 +335,3 @@ def _rebuilding(cur: Cursor) -> bool:
 def _drop(cur: Cursor) -> None:
     for table in (*DROP, *LEGACY):
         cur.execute(f"DROP TABLE IF EXISTS {table}")
-
-
-def _erased_row(n: Any) -> list[Any]:
-    """The change-audit row of an erased patient's event: its clear envelope, no content."""
-    clear = envelope_of(bytes(n.state))
-    return [
-        str(clear.get("event_id")),
-        n.id,
-        str(n.originator_id),
-        n.originator_version,
-        str(clear.get("type")),
-        str(clear.get("recorded_at") or ""),
-        str(clear.get("recorded_by") or ""),
-        str(clear.get("source") or ""),
-        clear.get("target_event_id"),
-        None,
-    ]
