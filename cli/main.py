@@ -601,9 +601,16 @@ def projections() -> None:
     type=click.IntRange(min=1, max=1_000_000),
     help="Events per committed batch (a killed rebuild resumes after the last one).",
 )
+@click.option(
+    "--workers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0, max=64),
+    help="Worker processes computing the rows (pays only with idle cores; 0: in this one).",
+)
 @json_option
 @pass_session
-def projections_rebuild(session: Session, batch: int, as_json: bool) -> None:
+def projections_rebuild(session: Session, batch: int, workers: int, as_json: bool) -> None:
     """Drop every view and rebuild it from the first event (progress bar on stderr).
 
     A rebuild that was interrupted (Ctrl-C, kill -9, a crash) is resumed from its last
@@ -620,7 +627,9 @@ def projections_rebuild(session: Session, batch: int, as_json: bool) -> None:
     ) as progress:
         task = progress.add_task("rebuild", total=views.head())
         applied = views.rebuild(
-            batch=batch, progress=lambda _done, position: progress.update(task, completed=position)
+            batch=batch,
+            workers=workers,
+            progress=lambda _done, position: progress.update(task, completed=position),
         )
     status = views.status()
     if as_json:

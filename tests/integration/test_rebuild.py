@@ -51,6 +51,10 @@ def test_rebuild_equals_catch_up_event_by_event(store: StoreConfig) -> None:
         system.views.rebuild()
         assert _dump(system.views) == one_by_one
         assert _wanted() <= _indexes(system)
+        # and so does one whose rows two worker processes compute
+        system.views.rebuild(workers=2, batch=7)
+        assert _dump(system.views) == one_by_one
+        assert _wanted() <= _indexes(system)
 
 
 def test_a_killed_rebuild_resumes_when_run_again(store: StoreConfig) -> None:
