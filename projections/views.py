@@ -298,11 +298,16 @@ class Views:
         """At the head after a rebuild's bulk load: build the indexes, refresh statistics."""
         if self._rebuilding is False:
             return
+        with self.db.transaction() as cur:
+            marked = _rebuilding(cur)
+        if not marked:
+            self._rebuilding = False
+            return
         with self.db.transaction(write=True) as cur:
             if self.db.is_postgres:
                 cur.execute("SELECT pg_advisory_xact_lock(7316001)")
-            self._rebuilding = _rebuilding(cur)
-            if not self._rebuilding:
+            if not _rebuilding(cur):  # another process finished it meanwhile
+                self._rebuilding = False
                 return
             for statement in INDEXES:
                 cur.execute(statement)
