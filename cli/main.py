@@ -36,7 +36,7 @@ from domain.errors import ValidationFailed
 from domain.events import SERVER_FIELDS
 from domain.input_checks import check_storable, parse_json, strip_bom
 from projections.ctc import RULES as CTC_RULES
-from projections.root import OncoLedger, StoreConfig, views_path
+from projections.root import REBUILD_BATCH, OncoLedger, StoreConfig, views_path
 
 
 @click.group(
@@ -594,10 +594,27 @@ def projections() -> None:
 
 
 @projections.command("rebuild")
+@click.option(
+    "--batch",
+    default=REBUILD_BATCH,
+    show_default=True,
+    type=click.IntRange(min=1, max=1_000_000),
+    help="Events per committed batch (a killed rebuild resumes after the last one).",
+)
+@click.option(
+    "--workers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0, max=64),
+    help="Worker processes computing the rows (pays only with idle cores; 0: in this one).",
+)
 @json_option
 @pass_session
-def projections_rebuild(session: Session, as_json: bool) -> None:
-    """Drop every view and rebuild it from the first event (progress bar on stderr)."""
+def projections_rebuild(session: Session, batch: int, workers: int, as_json: bool) -> None:
+    """Drop every view and rebuild it from the first event (progress bar on stderr).
+
+    A rebuild that was interrupted (Ctrl-C, kill -9, a crash) is resumed from its last
+    committed batch when run again."""
     views = session.open().views
     err = render.console(stderr=True)
     with Progress(
@@ -610,7 +627,9 @@ def projections_rebuild(session: Session, as_json: bool) -> None:
     ) as progress:
         task = progress.add_task("rebuild", total=views.head())
         applied = views.rebuild(
-            progress=lambda done, _position: progress.update(task, completed=done)
+            batch=batch,
+            workers=workers,
+            progress=lambda _done, position: progress.update(task, completed=position),
         )
     status = views.status()
     if as_json:

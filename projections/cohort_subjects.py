@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, get_args
 
-import msgspec
 import numpy as np
 
 from domain import events as ev
 from domain.dates import parse as parse_date
+from domain.errors import Gone, NotFound
 from domain.instants import iso_utc
 from domain.synthetic import is_synthetic
 from projections import readmodels
@@ -49,8 +49,6 @@ CTC_GROUPINGS: tuple[str, ...] = ("ctc_trend", "ctc_cleared", "concordance")
 NOT_STAGED = "not_staged"
 NOT_RECORDED = "not_recorded"
 MONTH_DAYS = 30.4375
-_BATCH = 500
-_decoder = msgspec.json.Decoder(ev.AnyEvent)
 
 Progress = Callable[[int, int], None]
 
@@ -278,20 +276,10 @@ def _candidates(views: Views, filters: dict[str, Any], as_of: datetime | None) -
 def _histories(
     views: Views, ids: Sequence[str], as_of: datetime | None
 ) -> Iterator[tuple[str, list[ev.AnyEvent]]]:
-    for start in range(0, len(ids), _BATCH):
-        chunk = list(ids[start : start + _BATCH])
-        sql = (
-            "SELECT patient_id, body FROM ol_events WHERE patient_id IN "
-            f"({', '.join('?' for _ in chunk)})"
-        )
-        params: list[Any] = list(chunk)
-        if as_of is not None:
-            sql += " AND recorded_at <= ?"
-            params.append(iso_utc(as_of))
-        with views.db.transaction() as cur:
-            cur.execute(sql + " ORDER BY patient_id, version", params)
-            rows = cur.fetchall()
-        by_patient: dict[str, list[ev.AnyEvent]] = {pid: [] for pid in chunk}
-        for pid, body in rows:
-            by_patient[pid].append(_decoder.decode(body))
-        yield from by_patient.items()
+    """Each patient's events (recorded up to `as_of`), read from the ledger's stream."""
+    for pid in ids:
+        try:
+            history = views.ledger.history(pid, as_of=as_of)
+        except (NotFound, Gone):
+            history = []  # erased, or gone from the store since the index was read
+        yield pid, history

@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from datetime import date
 from fractions import Fraction
+from functools import lru_cache
 from itertools import pairwise
 from typing import Literal, get_args
 from uuid import UUID
@@ -27,7 +28,7 @@ from domain import events as ev
 from domain.dates import parse as parse_date
 from domain.errors import ValidationFailed
 from domain.staging import stage_rank
-from projections.effective import in_force, of_type
+from projections.effective import Item, in_force, of_type
 from projections.stage import (
     Assessment,
     StageTrend,
@@ -98,6 +99,7 @@ def default_rule() -> str:
     return check_rule(os.environ.get(RULE_ENV) or DEFAULT_RULE, source=RULE_ENV)
 
 
+@lru_cache(maxsize=65536)
 def per_7_5_ml(count: int, blood_volume_ml: float) -> Fraction:
     """CTCs per 7.5 mL of blood, exact; the volume is read as the decimal it was written as."""
     return count * _STANDARD_ML / Fraction(repr(blood_volume_ml))
@@ -121,9 +123,13 @@ def compute_ctc(
     patient_id: str, history: Sequence[ev.AnyEvent], rule: str | None = None
 ) -> CtcView:
     """The CTC view of one patient's stored entries (stream order) under a positivity rule."""
+    return ctc_of(patient_id, in_force(history), rule=rule)
+
+
+def ctc_of(patient_id: str, items: Sequence[Item], rule: str | None = None) -> CtcView:
+    """The CTC view from the items in force (clinical order)."""
     rule = default_rule() if rule is None else check_rule(rule)
     threshold = RULES[rule]
-    items = in_force(history)
     values: list[Fraction] = []
     draws: list[Draw] = []
     for item, body in of_type(items, ev.CtcCount):
@@ -162,7 +168,9 @@ def _concordance(
     trend: CtcTrend,
     assessments: Sequence[Assessment],
 ) -> Concordance:
-    start, end = _stage_window(draws, assessments)
+    start, end = (None, None)
+    if len(draws) >= 2:
+        start, end = stage_window(_day(draws[0].occurred), _day(draws[-1].occurred), assessments)
     staged: StageTrend = "insufficient_data"
     if start is not None and end is not None:
         staged = stage_trend(start.stage_group, end.stage_group)
@@ -179,14 +187,12 @@ def _concordance(
     )
 
 
-def _stage_window(
-    draws: Sequence[Draw], assessments: Sequence[Assessment]
+def stage_window(
+    first_day: date, last_day: date, assessments: Sequence[Assessment]
 ) -> tuple[Assessment | None, Assessment | None]:
     """The assessments in force at the first and at the last draw (SPEC §4)."""
-    if len(draws) < 2 or not assessments:
+    if not assessments:
         return None, None
-    first_day = _day(draws[0].occurred)
-    last_day = _day(draws[-1].occurred)
     start = group_in_force_on(assessments, first_day)
     if start is None:  # none before the first draw: the first assessment in the window
         start = next(

@@ -9,61 +9,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Literal, TypeVar
 from uuid import UUID
 
 from domain import events as ev
-from domain.dates import PartialDate, parse
+from domain.in_force import Correction, Item, Status
+
+__all__ = ["Correction", "Item", "Status", "all_items", "in_force", "of_type"]
 
 T = TypeVar("T", bound=ev.Event)
-Status = Literal["active", "amended", "retracted"]
-
-
-@dataclass(frozen=True)
-class Correction:
-    event_id: UUID
-    kind: Literal["amended", "retracted"]
-    version: int
-    recorded_at: datetime | None
-    recorded_by: str | None
-    reason: str
-
-
-@dataclass
-class Item:
-    """One clinical event: its body in force (`body`), what was first recorded and its fate."""
-
-    event_id: UUID
-    version: int
-    original: ev.ClinicalEvent
-    body: ev.ClinicalEvent
-    status: Status = "active"
-    corrections: list[Correction] = field(default_factory=list)
-
-    @property
-    def type(self) -> str:
-        return self.body.type
-
-    @property
-    def occurred(self) -> PartialDate:
-        return parse(self.body.occurred)
-
-    @property
-    def day(self) -> date:
-        """The day a computation uses (15th / 1 July imputed for partial dates)."""
-        return self.occurred.imputed
-
-    @property
-    def approximate(self) -> bool:
-        return not self.occurred.is_exact
-
-    @property
-    def sort_key(self) -> tuple[date, int]:
-        # Partial dates sort by their earliest instant, ties by stream version (SPEC §4).
-        return (self.occurred.earliest, self.version)
-
 
 _last = threading.local()
 
@@ -85,6 +39,8 @@ def all_items(history: Iterable[ev.AnyEvent]) -> list[Item]:
 
 
 def _build(history: Iterable[ev.AnyEvent]) -> list[Item]:
+    """The reference: the whole history at once, sorted at the end. `domain.in_force` keeps
+    the same items as entries arrive (tests hold the two equal)."""
     items: dict[UUID, Item] = {}
     for entry in history:
         assert entry.event_id is not None and entry.version is not None

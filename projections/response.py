@@ -90,7 +90,11 @@ class _Track:
 
 
 def compute_response(patient_id: str, history: Sequence[ev.AnyEvent]) -> ResponseView:
-    items = in_force(history)
+    return response_of(patient_id, in_force(history))
+
+
+def response_of(patient_id: str, items: Sequence[Item]) -> ResponseView:
+    """The response view from the items in force (clinical order)."""
     treated = {
         body.target_lesion_id
         for _, body in of_type(items, ev.Ablation)
@@ -175,7 +179,7 @@ def _category(
     return "SD"
 
 
-def _time_points(imaging: list[tuple[Item, ev.Imaging]]) -> list[_TimePoint]:
+def _time_points(imaging: Sequence[tuple[Item, ev.Imaging]]) -> list[_TimePoint]:
     points: dict[str, _TimePoint] = {}
     for item, body in imaging:
         if not body.lesions:

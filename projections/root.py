@@ -52,10 +52,12 @@ from projections.feed import Feed
 from projections.figure import FigureData, figure_data
 from projections.figure import Format as ChartFormat
 from projections.projector import Projector
+from projections.views import REBUILD_BATCH as REBUILD_BATCH
 from projections.views import Views
 
 __all__ = [
     "ACCESS_MAX_LIMIT",
+    "REBUILD_BATCH",
     "ROLES",
     "WEB_SESSION_LIFETIME",
     "AccessPage",
@@ -402,10 +404,8 @@ class OncoLedger:
         rule: str | None = None,
     ) -> msgspec.Struct:
         """One read model of one patient, now or as it was at `as_of` / `upto`."""
-        stored = self._stored_doc(patient_id, view, as_of=as_of, upto=upto, rule=rule)
-        if stored is not None:
-            decoded: msgspec.Struct = msgspec.json.decode(stored, type=readmodels.VIEW_TYPES[view])
-            return decoded
+        if self._current_read(patient_id, view, as_of=as_of, upto=upto):
+            return self.views.current.view(patient_id, view, rule=rule)
         history = self.history(patient_id, as_of=as_of, upto=upto)
         computed: msgspec.Struct = readmodels.compute(view, patient_id, history, rule=rule)
         return computed
@@ -419,38 +419,21 @@ class OncoLedger:
         upto: int | None = None,
         rule: str | None = None,
     ) -> bytes:
-        """The same as `read`, as JSON; the current state comes straight from the stored view."""
-        stored = self._stored_doc(patient_id, view, as_of=as_of, upto=upto, rule=rule)
-        if stored is not None:
-            return stored
+        """The same as `read`, as JSON; the current state comes from the kept state."""
+        if self._current_read(patient_id, view, as_of=as_of, upto=upto):
+            return self.views.current.json(patient_id, view, rule=rule)
         return msgspec.json.encode(self.read(patient_id, view, as_of=as_of, upto=upto, rule=rule))
 
-    def _stored_doc(
-        self,
-        patient_id: str,
-        view: str,
-        *,
-        as_of: datetime | None,
-        upto: int | None,
-        rule: str | None,
-    ) -> bytes | None:
+    def _current_read(
+        self, patient_id: str, view: str, *, as_of: datetime | None, upto: int | None
+    ) -> bool:
+        """Per-patient read models are not stored (they grow with the history): the current
+        ones are computed from the stream as stored now (read-your-writes from any process)
+        through this process's kept state of the patient (`projections.current`)."""
         if view not in readmodels.PATIENT_VIEWS:
             raise NotFound(f"no view named {view!r}", field="view")
         self.ledger.refuse_erased(patient_id)
-        if as_of is not None or upto is not None:
-            return None
-        if view == "ctc" and readmodels.effective_rule(rule) != readmodels.STORED_CTC_RULE:
-            return None
-        # Read-your-writes from any process: the stored document only when the views hold
-        # every event of the stream as stored now; else derived from the stream (as current).
-        version = self.ledger.version(patient_id)
-        if not version:
-            return None
-        try:
-            return self.views.doc_at(patient_id, view, version)
-        except Exception:
-            log.exception("the views could not be read; derived from the stream instead")
-            return None
+        return as_of is None and upto is None
 
     def figure(
         self, patient_id: str, *, as_of: datetime | None = None, rule: str | None = None
@@ -515,7 +498,7 @@ class OncoLedger:
             row = None
         if row is not None:
             return row
-        return readmodels.project(patient_id, self.history(patient_id))[1]
+        return self.views.current.row(patient_id)
 
     def projection_status(self) -> dict[str, int]:
         """How far the projector has applied the ledger: position, head and lag (events)."""

@@ -133,7 +133,11 @@ def _at_diagnosis(
 
 def compute_stage(patient_id: str, history: Sequence[ev.AnyEvent]) -> StageView:
     """The stage view of one patient's stored entries (stream order)."""
-    items = in_force(history)
+    return stage_of(patient_id, in_force(history))
+
+
+def stage_of(patient_id: str, items: Sequence[Item]) -> StageView:
+    """The stage view from the items in force (clinical order)."""
     diagnoses = diagnoses_in_force(items)
     assessments = assessments_in_force(items)
     trend: StageTrend = "insufficient_data"

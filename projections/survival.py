@@ -46,15 +46,26 @@ class SurvivalView(Struct, frozen=True, kw_only=True):
 
 
 def compute_survival(patient_id: str, history: Sequence[ev.AnyEvent]) -> SurvivalView:
-    items = in_force(history)
+    return survival_of(patient_id, in_force(history))
+
+
+def survival_of(patient_id: str, items: Sequence[Item]) -> SurvivalView:
+    """The survival view from the items in force (clinical order)."""
     diagnosis = _diagnosis(items)
     death = next((item for item in items if isinstance(item.body, ev.Death)), None)
+    return survival_between(patient_id, diagnosis, death, items[-1] if items else None)
+
+
+def survival_between(
+    patient_id: str, diagnosis: Item | None, death: Item | None, last: Item | None
+) -> SurvivalView:
+    """The survival view from its three items: the diagnosis, the death, the last in force."""
     status: SurvivalStatus
     end: Item | None
     if death is not None:
         status, end = "dead", death
     else:
-        status, end = "alive", (items[-1] if items else None)
+        status, end = "alive", last
     days: int | None = None
     if diagnosis is not None and end is not None:
         days = max(0, (end.day - diagnosis.day).days)
@@ -91,7 +102,7 @@ def display_between(start: date, end: date) -> str:
     return _count(months, "month")
 
 
-def _diagnosis(items: list[Item]) -> Item | None:
+def _diagnosis(items: Sequence[Item]) -> Item | None:
     for item in items:
         if isinstance(item.body, ev.DiagnosisConfirmed):
             return item

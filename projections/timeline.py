@@ -52,7 +52,12 @@ class TimelineView(Struct, frozen=True, kw_only=True):
 
 
 def compute_timeline(patient_id: str, history: Sequence[ev.AnyEvent]) -> TimelineView:
-    return TimelineView(patient_id=patient_id, events=[_entry(item) for item in all_items(history)])
+    return timeline_of(patient_id, all_items(history))
+
+
+def timeline_of(patient_id: str, items: Sequence[Item]) -> TimelineView:
+    """The timeline from every item, retracted ones included (clinical order)."""
+    return TimelineView(patient_id=patient_id, events=[_entry(item) for item in items])
 
 
 def _entry(item: Item) -> TimelineEntry:

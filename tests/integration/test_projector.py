@@ -38,7 +38,6 @@ def _dump(views: Views) -> dict[str, list[Any]]:
     with views.db.transaction() as cur:
         for table, order in (
             ("ol_events", "position"),
-            ("ol_docs", "patient_id, view"),
             ("ol_patients", "patient_id"),
             ("ol_survival", "patient_id"),
         ):
@@ -204,10 +203,8 @@ def test_the_projector_skips_a_stream_it_cannot_read(
             "a row of the forgotten patient is left"
         )
         with system.views.db.transaction() as cur:
-            cur.execute(
-                "SELECT occurred, body, reason FROM ol_events WHERE patient_id = ?", ("PRJ-0001",)
-            )
-            assert set(cur.fetchall()) == {("", "", None)}, "clinical content left in the audit"
+            cur.execute("SELECT reason FROM ol_events WHERE patient_id = ?", ("PRJ-0001",))
+            assert set(cur.fetchall()) == {(None,)}, "clinical content left in the audit"
         assert len(audit) == 4
 
 
@@ -408,7 +405,15 @@ def test_a_rebuild_killed_midway_is_resumed_by_the_projector(store: StoreConfig)
     # when `projections rebuild` is killed (SIGKILL) after committing part of the rebuild
     with OncoLedger(store, project_inline=False) as watcher:
         rebuild = subprocess.Popen(
-            [*CLI, "--db", store.sqlite_path or "unused.db", "projections", "rebuild"],
+            [
+                *CLI,
+                "--db",
+                store.sqlite_path or "unused.db",
+                "projections",
+                "rebuild",
+                "--batch",
+                "50",
+            ],
             cwd=ROOT,
             env=_env(store),
             stdout=subprocess.DEVNULL,

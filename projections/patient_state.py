@@ -1,0 +1,282 @@
+"""One patient's derived state, kept as its events arrive: the cost of an event is flat.
+
+`PatientState` holds the patient's items in clinical order (`domain.in_force.InForce`), the
+registration in force, and `Summary`: what the cohort index (`ol_patients`) and the survival
+table (`ol_survival`) hold, folded one in-force item at a time in clinical order. The common
+case, a new clinical event at or after the latest clinical date, is one fold; a correction
+(amend / retract) or a late entry (an earlier date) marks the summary stale, and it is folded
+again from the kept items (no read, no decode) when next asked for.
+
+The folds reproduce exactly what the full computations give (`readmodels.project`, the
+reference, over the whole history): the same helper functions decide every value, and a
+property test holds the two equal on random streams with corrections, late entries and
+partial dates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+from uuid import UUID
+
+from domain import events as ev
+from domain.dates import parse as parse_date
+from domain.in_force import InForce, Item
+from projections.ctc import (
+    _CONCORDANT,
+    RULES,
+    ConcordanceStatus,
+    CtcTrend,
+    _round,
+    per_7_5_ml,
+    stage_window,
+)
+from projections.readmodels import STORED_CTC_RULE, PatientRow
+from projections.stage import Assessment, StageTrend, _assessment, stage_trend
+from projections.survival import SurvivalView, survival_between
+
+_THRESHOLD = RULES[STORED_CTC_RULE]
+
+
+class Summary:
+    """The cohort-row and survival-row values of the items folded so far (clinical order)."""
+
+    __slots__ = (
+        "all_ge",
+        "all_le",
+        "assessments",
+        "at_dx",
+        "biopsy_dx",
+        "death",
+        "draws",
+        "dx_confirmed",
+        "first_draw",
+        "first_dx",
+        "first_value",
+        "last",
+        "last_draw",
+        "last_dx",
+        "last_positive",
+        "last_value",
+        "positives",
+        "stagings",
+    )
+
+    def __init__(self) -> None:
+        # stage
+        self.first_dx: ev.DiagnosisConfirmed | None = None
+        self.last_dx: ev.DiagnosisConfirmed | None = None
+        self.stagings: list[tuple[Item, ev.Staging]] = []
+        self.assessments: list[Assessment] = []
+        self.at_dx: int | None = None  # the first assessment dated on or after the diagnosis
+        # ctc (the stored rule)
+        self.draws = 0
+        self.first_value = self.last_value = Fraction(0)
+        self.all_le = self.all_ge = True  # every step so far <= 0, >= 0
+        self.positives = 0
+        self.last_positive = False
+        self.first_draw: Item | None = None
+        self.last_draw: Item | None = None
+        # survival
+        self.dx_confirmed: Item | None = None
+        self.biopsy_dx: Item | None = None
+        self.death: Item | None = None
+        self.last: Item | None = None
+
+    def fold(self, item: Item) -> None:
+        """One more in-force item, at or after every item folded so far."""
+        body = item.body
+        self.last = item
+        if isinstance(body, ev.CtcCount):
+            self._draw(item, body)
+        elif isinstance(body, ev.Staging):
+            self.stagings.append((item, body))
+            assessment = _assessment(item, body, self.last_dx)
+            self.assessments.append(assessment)
+            if (
+                self.at_dx is None
+                and self.first_dx is not None
+                and _on_or_after(assessment, self.first_dx)
+            ):
+                self.at_dx = len(self.assessments) - 1
+        elif isinstance(body, ev.DiagnosisConfirmed):
+            self.last_dx = body
+            # The diagnosis in force restages every assessment (SPEC §4, `projections.stage`).
+            self.assessments = [_assessment(i, b, body) for i, b in self.stagings]
+            if self.first_dx is None:
+                self.first_dx = body
+                self.dx_confirmed = item
+                self.at_dx = next(
+                    (n for n, a in enumerate(self.assessments) if _on_or_after(a, body)), None
+                )
+        elif isinstance(body, ev.Biopsy):
+            if self.biopsy_dx is None and body.histology not in (None, "no_malignancy"):
+                self.biopsy_dx = item
+        elif isinstance(body, ev.Death) and self.death is None:
+            self.death = item
+
+    def _draw(self, item: Item, body: ev.CtcCount) -> None:
+        value = per_7_5_ml(body.count, body.blood_volume_ml)
+        if self.draws:
+            step = value - self.last_value
+            self.all_le = self.all_le and step <= 0
+            self.all_ge = self.all_ge and step >= 0
+        else:
+            self.first_value = value
+            self.first_draw = item
+        self.draws += 1
+        self.last_value = value
+        self.last_draw = item
+        self.last_positive = value >= _THRESHOLD
+        self.positives += self.last_positive
+
+    # -- what the rows hold ----------------------------------------------------------------------
+
+    def ctc_trend(self) -> CtcTrend:
+        if self.draws < 2:
+            return "insufficient_data"
+        if self.all_le and self.last_value < self.first_value:
+            return "decreasing"
+        if self.all_ge and self.last_value > self.first_value:
+            return "increasing"
+        if self.all_le and self.all_ge:
+            return "stable"
+        return "fluctuating"
+
+    def concordance(self, trend: CtcTrend) -> ConcordanceStatus:
+        if self.draws < 2 or trend in ("insufficient_data", "fluctuating"):
+            return "undetermined"
+        assert self.first_draw is not None and self.last_draw is not None
+        start, end = stage_window(self.first_draw.day, self.last_draw.day, self.assessments)
+        if start is None or end is None:
+            return "undetermined"
+        staged = stage_trend(start.stage_group, end.stage_group)
+        if staged == "insufficient_data":
+            return "undetermined"
+        return "concordant" if (trend, staged) in _CONCORDANT else "discordant"
+
+    def cleared(self) -> bool:
+        earlier = self.positives - self.last_positive
+        return self.draws > 0 and earlier > 0 and not self.last_positive
+
+    def stage_trend(self) -> StageTrend:
+        if len(self.assessments) < 2:
+            return "insufficient_data"
+        return stage_trend(self.assessments[0].stage_group, self.assessments[-1].stage_group)
+
+    def at_diagnosis(self) -> Assessment | None:
+        if not self.assessments:
+            return None
+        return self.assessments[0 if self.at_dx is None else self.at_dx]
+
+    def survival(self, patient_id: str) -> SurvivalView:
+        diagnosis = self.dx_confirmed or self.biopsy_dx
+        return survival_between(patient_id, diagnosis, self.death, self.last)
+
+
+def _on_or_after(assessment: Assessment, diagnosis: ev.DiagnosisConfirmed) -> bool:
+    return parse_date(assessment.occurred).latest >= parse_date(diagnosis.occurred).earliest
+
+
+class PatientState:
+    """A patient's items, registration and summary after its first `version` events."""
+
+    __slots__ = (
+        "_stale",
+        "_summary",
+        "items",
+        "last_event_id",
+        "last_recorded_at",
+        "patient_id",
+        "registration",
+        "registration_id",
+    )
+
+    def __init__(self, patient_id: str, history: Sequence[ev.AnyEvent] = ()) -> None:
+        self.patient_id = patient_id
+        self.items = InForce()
+        self.registration: ev.PatientRegistered | None = None
+        self.registration_id: UUID | None = None
+        self.last_recorded_at: datetime | None = None
+        self.last_event_id: UUID | None = None
+        self._summary = Summary()
+        self._stale = False
+        for entry in history:
+            self.apply(entry)
+
+    @property
+    def version(self) -> int:
+        return self.items.version
+
+    def apply(self, entry: ev.AnyEvent) -> None:
+        """The stream's next event (stream order)."""
+        self.last_recorded_at = entry.recorded_at
+        self.last_event_id = entry.event_id
+        if isinstance(entry, ev.PatientRegistered):
+            if self.registration is None:
+                self.registration, self.registration_id = entry, entry.event_id
+        elif (
+            isinstance(entry, ev.EventAmended)
+            and self.registration_id is not None
+            and entry.target_event_id == self.registration_id
+            and isinstance(entry.replacement, ev.PatientRegistered)
+        ):
+            self.registration = entry.replacement
+        change, item = self.items.apply(entry)
+        if change == "appended" and not self._stale:
+            assert item is not None
+            self._summary.fold(item)
+        elif change != "ignored":
+            self._stale = True  # a correction or a late entry: folded again when asked
+
+    def follows(self, history: Sequence[ev.AnyEvent]) -> bool:
+        """Is this state a prefix of `history` (so the rest can be applied to it)?"""
+        v = self.version
+        return v <= len(history) and (v == 0 or history[v - 1].event_id == self.last_event_id)
+
+    def summary(self) -> Summary:
+        if self._stale:
+            summary = Summary()
+            for item in self.items.items:
+                if item.status != "retracted":
+                    summary.fold(item)
+            self._summary, self._stale = summary, False
+        return self._summary
+
+    def rows(self) -> tuple[PatientRow, tuple[Any, ...]]:
+        """The cohort row and the `ol_survival` row (`projections.survival_subjects`)."""
+        s = self.summary()
+        trend = s.ctc_trend()
+        survival = s.survival(self.patient_id)
+        registration = self.registration
+        current = s.assessments[-1] if s.assessments else None
+        at_diagnosis = s.at_diagnosis()
+        row = PatientRow(
+            patient_id=self.patient_id,
+            sex=registration.sex if registration else None,
+            birth_year=registration.birth_year if registration else None,
+            primary_site=registration.primary_site if registration else None,
+            histology=s.last_dx.histology if s.last_dx else None,
+            stage_group=current.stage_group if current else None,
+            ctc_latest_per_7_5_ml=_round(s.last_value, 2) if s.draws else None,
+            ctc_trend=trend,
+            concordance=s.concordance(trend),
+            survival_status=survival.status,
+            os_months=survival.os_months,
+            events=self.version,
+            last_recorded_at=self.last_recorded_at,
+        )
+        survival_row = (
+            self.patient_id,
+            survival.diagnosis_date,
+            survival.os_days,
+            int(survival.status == "dead"),
+            int(survival.approximate),
+            at_diagnosis.stage_group if at_diagnosis else None,
+            s.stage_trend(),
+            int(s.cleared()),
+            s.draws,
+        )
+        return row, survival_row

@@ -1,0 +1,184 @@
+"""What applying a batch of notifications writes, from kept per-patient states.
+
+`Projection` turns notifications (stored events in recording order) into the rows of the views
+(`projections.views_schema`): a change-audit row per event, and the cohort and survival rows of
+each patient touched, from the patient's `PatientState` kept in memory (least recently used
+first). A patient not kept, or kept at another version (another projector applied events of
+it), is read once from the ledger's stream. The stored views apply it in their transaction
+(`Views`); a rebuild may run it in worker processes (`projections.rebuild_workers`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from domain import events as ev
+from domain.ledger.application import Ledger
+from domain.ledger.db import Cursor
+from domain.ledger.patient_keys import envelope_of
+from projections import survival_subjects
+from projections.cohort_index import PATIENT_COLUMNS, _column_safe, _iso
+from projections.patient_state import PatientState
+from projections.views_schema import INSERT_EVENTS
+
+log = logging.getLogger(__name__)
+
+STATE_CACHE = 2000  # patients whose state is kept in memory
+
+Rows = tuple[list[Sequence[Any]], list[list[Any]], list[tuple[Any, ...]]]
+
+_entry_decoder = msgspec.json.Decoder(ev.AnyEvent)
+_PATIENT_UPSERT = (
+    f"INSERT INTO ol_patients ({', '.join(PATIENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in PATIENT_COLUMNS)}) "
+    f"ON CONFLICT (patient_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLUMNS[1:])
+)
+_SURVIVAL_UPSERT = (
+    f"INSERT INTO {survival_subjects.TABLE} ({', '.join(survival_subjects.COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in survival_subjects.COLUMNS)}) "
+    f"ON CONFLICT (patient_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in survival_subjects.COLUMNS[1:])
+)
+_LAST_RECORDED = PATIENT_COLUMNS.index("last_recorded_at")
+
+
+def write_rows(
+    cur: Cursor,
+    events: Sequence[Sequence[Any]],
+    patients: Sequence[Sequence[Any]],
+    survival: Sequence[Sequence[Any]],
+) -> None:
+    cur.executemany(INSERT_EVENTS, events)
+    cur.executemany(_PATIENT_UPSERT, patients)
+    cur.executemany(_SURVIVAL_UPSERT, survival)
+
+
+class Projection:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._states: OrderedDict[str, PatientState] = OrderedDict()
+
+    def clear(self) -> None:
+        self._states.clear()
+
+    def forget(self, patient_id: str) -> None:
+        self._states.pop(patient_id, None)
+
+    def rows(self, notifications: Sequence[Any]) -> Rows:
+        """The rows a batch of notifications writes: its change-audit rows, and the cohort and
+        survival rows of every patient it touched."""
+        touched: dict[str, PatientState | None] = {}
+        rows: list[Sequence[Any]] = []
+        for n in notifications:
+            patient_id = str(n.originator_id)
+            if self.ledger.is_erased(patient_id):
+                rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
+                continue
+            try:
+                plaintext = self.ledger.plaintext(n)
+                entry = _entry_decoder.decode(plaintext)
+            except Exception:
+                # A stream whose payloads cannot be read must not stall every other patient's
+                # views: skipped, and said so in the log.
+                log.warning(
+                    "event %s of patient %s cannot be read; skipped",
+                    n.id,
+                    patient_id,
+                    exc_info=True,
+                )
+                continue
+            target = getattr(entry, "target_event_id", None)
+            event = (
+                str(entry.event_id),
+                n.id,
+                patient_id,
+                n.originator_version,
+                entry.type,
+                _instant_text(entry.recorded_at),
+                entry.recorded_by or "",
+                entry.source or "",
+                str(target) if target else None,
+                getattr(entry, "reason", None) if target else None,
+            )
+            # A NUL in any text of the event shows in its JSON as an escape.
+            rows.append(_column_safe(event) if b"\\u0000" in plaintext else event)
+            if patient_id in touched:
+                state = touched[patient_id]
+            else:
+                state = self._state(patient_id, n.originator_version)
+                touched[patient_id] = state
+            if state is None:
+                continue
+            try:
+                if state.version != n.originator_version - 1:
+                    raise ValueError(f"version {n.originator_version} after {state.version}")
+                state.apply(entry)
+            except Exception:
+                log.exception("read models of patient %s could not be computed", patient_id)
+                touched[patient_id] = None
+        patients: list[list[Any]] = []
+        survival: list[tuple[Any, ...]] = []
+        for patient_id, state in touched.items():
+            if state is None:
+                continue  # its previous rows stay; the failure is logged
+            try:
+                row, survival_row = state.rows()
+            except Exception:
+                # One stream the read models cannot digest must not stall the views of all
+                # others: its previous rows stay, the failure is logged, the catch-up moves on.
+                log.exception("read models of patient %s could not be computed", patient_id)
+                continue
+            values = _column_safe([getattr(row, col) for col in PATIENT_COLUMNS])
+            values[_LAST_RECORDED] = _instant_text(row.last_recorded_at)
+            patients.append(values)
+            survival.append(survival_row)
+            self._states[patient_id] = state
+        while len(self._states) > STATE_CACHE:
+            self._states.popitem(last=False)
+        return rows, patients, survival
+
+    def _state(self, patient_id: str, version: int) -> PatientState | None:
+        """The patient's state after its first `version - 1` events: kept, else read once from
+        the ledger's stream (a kept state of another version is stale: another projector
+        applied events of it)."""
+        state = self._states.pop(patient_id, None)
+        if state is not None and state.version == version - 1:
+            return state
+        if version == 1:
+            return PatientState(patient_id)
+        try:
+            return PatientState(patient_id, self.ledger.history(patient_id, upto=version - 1))
+        except Exception:
+            log.exception("the stream of patient %s could not be read", patient_id)
+            return None
+
+
+def _instant_text(value: datetime | None) -> str | None:
+    """`iso_utc` (fixed-width UTC text), without its parsing for what is UTC already."""
+    if value is not None and value.tzinfo is UTC:
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    return _iso(value)
+
+
+def _erased_row(n: Any) -> list[Any]:
+    """The change-audit row of an erased patient's event: its clear envelope, no content."""
+    clear = envelope_of(bytes(n.state))
+    return [
+        str(clear.get("event_id")),
+        n.id,
+        str(n.originator_id),
+        n.originator_version,
+        str(clear.get("type")),
+        str(clear.get("recorded_at") or ""),
+        str(clear.get("recorded_by") or ""),
+        str(clear.get("source") or ""),
+        clear.get("target_event_id"),
+        None,
+    ]

@@ -1,0 +1,150 @@
+"""Rebuild (issue 11): equal to catch-up event by event, resumable after kill -9 by running it
+again, indexes built after the bulk load, older view layouts rebuilt rather than a crash."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from domain.demo import demo_patients, record_demo
+from domain.ledger.application import StoreConfig
+from projections.root import OncoLedger
+from projections.views_schema import INDEXES, REBUILD_NAME
+from tests.integration.test_projector import BOUND, CLI, ROOT, _dump, _env, _record, _wait
+
+
+def _indexes(system: OncoLedger) -> set[str]:
+    with system.views.db.transaction() as cur:
+        if system.views.db.is_postgres:
+            cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        else:
+            cur.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        return {str(r[0]) for r in cur.fetchall() if str(r[0]).startswith("ol_")}
+
+
+def _wanted() -> set[str]:
+    return {s.split(" EXISTS ")[1].split(" ")[0] for s in INDEXES}
+
+
+def test_rebuild_equals_catch_up_event_by_event(store: StoreConfig) -> None:
+    with OncoLedger(store, project_inline=False) as system:
+        record_demo(system.ledger, actor="demo")
+        _record(system, range(3), 5)
+        draw = system.history("PRJ-0000")[1]
+        system.amend(
+            "PRJ-0000",
+            draw.event_id,
+            {"type": "ctc_count", "occurred": "2015-01-01", "count": 9},
+            reason="late correction",
+            actor="a",
+            source="cli",
+        )
+        other = system.history("PRJ-0001")[2]
+        system.retract("PRJ-0001", other.event_id, reason="x", actor="a", source="cli")
+        # when the views are caught up one event per batch
+        while system.views.catch_up(batch=1):
+            pass
+        assert system.views.status()["lag"] == 0
+        one_by_one = _dump(system.views)
+        # then a rebuild (large batches, indexes after the load) gives the same tables
+        system.views.rebuild()
+        assert _dump(system.views) == one_by_one
+        assert _wanted() <= _indexes(system)
+        # and so does one whose rows two worker processes compute
+        system.views.rebuild(workers=2, batch=7)
+        assert _dump(system.views) == one_by_one
+        assert _wanted() <= _indexes(system)
+
+
+def test_a_killed_rebuild_resumes_when_run_again(store: StoreConfig) -> None:
+    # given views current over 3,000 events
+    with OncoLedger(store) as system:
+        total = _record(system, range(150), 19)
+        clean = _dump(system.views)
+    # when `projections rebuild` is killed (SIGKILL) after committing part of its batches
+    with OncoLedger(store, project_inline=False) as watcher:
+        rebuild = subprocess.Popen(
+            [
+                *CLI,
+                "--db",
+                store.sqlite_path or "unused.db",
+                "projections",
+                "rebuild",
+                "--batch",
+                "50",
+            ],
+            cwd=ROOT,
+            env=_env(store),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def partway() -> bool:
+            if rebuild.poll() is not None:
+                return True
+            try:
+                return 0 < watcher.views.position() < total
+            except Exception:  # the tables are being dropped and made again
+                return False
+
+        try:
+            _wait(partway)
+            rebuild.kill()
+        finally:
+            rebuild.wait()
+        committed = watcher.views.position()
+        with watcher.views.db.transaction() as cur:
+            cur.execute("SELECT 1 FROM ol_tracking WHERE name = ?", (REBUILD_NAME,))
+            unfinished = cur.fetchone() is not None
+    # then running it again applies exactly the rest (it resumes, it does not start over)
+    again = subprocess.run(
+        [*CLI, "--db", store.sqlite_path or "unused.db", "projections", "rebuild", "--json"],
+        cwd=ROOT,
+        env=_env(store),
+        capture_output=True,
+        timeout=BOUND,
+        check=True,
+    )
+    report: dict[str, Any] = json.loads(again.stdout)
+    assert unfinished and 0 < committed < total
+    assert report["applied"] == total - committed
+    assert report["position"] == total
+    # and the views are what a clean build gives, with every index
+    with OncoLedger(store) as system:
+        assert _dump(system.views) == clean
+        assert _wanted() <= _indexes(system)
+        with system.views.db.transaction() as cur:
+            cur.execute("SELECT 1 FROM ol_tracking WHERE name = ?", (REBUILD_NAME,))
+            assert cur.fetchone() is None
+
+
+def test_views_of_an_older_layout_are_rebuilt_not_a_crash(store: StoreConfig) -> None:
+    with OncoLedger(store) as system:
+        record_demo(system.ledger, actor="demo")
+        system.views.catch_up()
+        current = _dump(system.views)
+        # given views of the layout before this one (bodies in ol_events, ol_docs documents)
+        with system.views.db.transaction(write=True) as cur:
+            for table in ("ol_events", "ol_tracking", "ol_patients", "ol_survival"):
+                cur.execute(f"DROP TABLE {table}")
+            cur.execute("CREATE TABLE ol_tracking (name TEXT PRIMARY KEY, position BIGINT)")
+            cur.execute("INSERT INTO ol_tracking VALUES ('views', 62)")
+            cur.execute(
+                "CREATE TABLE ol_events (position BIGINT PRIMARY KEY, patient_id TEXT, body TEXT)"
+            )
+            cur.execute("CREATE TABLE ol_docs (patient_id TEXT, view TEXT, doc TEXT)")
+    # when the store is opened, then the views are dropped and built again from the events
+    with OncoLedger(store) as system:
+        assert system.views.position() == 0
+        system.views.catch_up()
+        assert _dump(system.views) == current
+        with system.views.db.transaction() as cur:
+            if system.views.db.is_postgres:
+                cur.execute("SELECT to_regclass('ol_docs') IS NOT NULL")
+                assert cur.fetchone()[0] is False
+            else:
+                cur.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ol_docs'")
+                assert cur.fetchone()[0] == 0
+        patient_id = demo_patients()[0][0]
+        assert system.read(patient_id, "timeline") is not None
