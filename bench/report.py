@@ -22,7 +22,8 @@ class Figure:
     higher_is_better: bool = True
     baseline: Figure | None = None
     target: tuple[str, float] | None = None
-    ratio_target: float | None = None
+    ratio_target: float | None = None  # the ratio to the baseline must be at least this
+    ratio_max: float | None = None  # ... or at most this
     headline: bool = False
     extra: str = ""
 
@@ -43,6 +44,8 @@ class Figure:
         ok = self.value >= bound if self.higher_is_better else self.value <= bound
         if self.ratio_target is not None and self.ratio is not None:
             ok = ok and self.ratio >= self.ratio_target
+        if self.ratio_max is not None and self.ratio is not None:
+            ok = ok and self.ratio <= self.ratio_max
         return ok
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from bench import machine, procs, report
+from bench import http_rows, machine, procs, report, scale_rows
 from bench.common import median
 from bench.report import Figure
 from bench.stores import BIG_PATIENT
@@ -52,6 +52,9 @@ class Plan:
     http_shared: bool  # also the 8-shared-patients contention round
     bare_events: int
     save_events: int
+    http_long_events: int  # per rep, API on patients of 1,000-event histories
+    restart_reps: int  # first write after a restart: new processes per patient
+    pg_reps: int  # serve --workers 1 / 2 on PostgreSQL, rounds of http_events each
 
     @classmethod
     def full(cls) -> Plan:
@@ -76,6 +79,9 @@ class Plan:
             http_shared=True,
             bare_events=8000,
             save_events=3000,
+            http_long_events=640,
+            restart_reps=7,
+            pg_reps=3,
         )
 
     @classmethod
@@ -101,6 +107,9 @@ class Plan:
             http_shared=False,
             bare_events=2000,
             save_events=1000,
+            http_long_events=128,
+            restart_reps=3,
+            pg_reps=2,
         )
 
 
@@ -180,13 +189,26 @@ class Bench:
                 f"load in a store of {store['events']:,} events",
                 lambda s=store, c=curve, m=main: self.load(s, c, m),
             )
+            if main:
+                self.step(
+                    f"disk use of a store of {store['events']:,} events",
+                    lambda s=store: scale_rows.disk(self, s),
+                )
             self.step(
                 f"in-process append, store of {store['events']:,} events",
                 lambda s=store, c=curve: self.append_curve(s, c),
             )
+        if stores:
+            self.step(
+                "first write after a restart",
+                lambda s=stores[-1]: scale_rows.first_write(self, s),
+            )
         self.step("cohort over synthetic rows", self.cohort_synthetic)
         self.step("import", self.import_)
-        self.step("append over HTTP", self.http)
+        self.step("append over HTTP", lambda: http_rows.http(self))
+        self.step(
+            "serve --workers 1 and 2 on PostgreSQL", lambda: scale_rows.postgres_workers(self)
+        )
 
     # -- workloads ------------------------------------------------------------------------------
 
@@ -266,7 +288,12 @@ class Bench:
             )
 
         raw = self.add(fig("raw SQL: sqlite3 SELECT of the patient's stored_events rows", "raw"))
-        self.add(fig("raw SQL + msgspec decode of every row to the event Structs", "raw_decode"))
+        self.add(
+            fig(
+                "raw SQL + decrypt + msgspec decode of every row to the event Structs",
+                "raw_decode",
+            )
+        )
         self.add(
             fig(
                 "plain eventsourcing Aggregate replay (repository.get, default transcoder)",
@@ -426,155 +453,6 @@ class Bench:
                 headline=True,
                 extra="wall time of the whole command, interpreter start and final catch-up "
                 "included",
-            )
-        )
-
-    def http(self) -> None:
-        plan = self.plan
-        path = str(self.work / "http.db")
-        built = procs.worker(
-            "build_http_store",
-            {"path": path, "patients": plan.http_patients, "mean_events": plan.mean_events},
-        )
-        info = built.result["info"]
-        data = (
-            f"{plan.http_clients} clients, {plan.http_patients:,} patients "
-            f"({info['events']:,} events) in follow-up"
-        )
-        section = "Append over HTTP"
-
-        def load_round(url: str, events: int, **extra: Any) -> dict[str, Any]:
-            args = {
-                "url": url,
-                "token": info["token"],
-                "clients": plan.http_clients,
-                "patients": info["patients"],
-                "events": events,
-            } | extra
-            child = procs.run(
-                [sys.executable, "-m", "bench.httpclient", msgspec.json.encode(args).decode()]
-            )
-            if child.returncode != 0:
-                raise procs.ChildFailed(f"load generator failed:\n{child.stderr[-2000:]}")
-            result: dict[str, Any] = msgspec.json.decode(child.stdout.strip().splitlines()[-1])
-            if result["stored"] < result["requests"]:
-                self.notes.append(f"{section}: non-2xx answers {result['statuses']}")
-            return result
-
-        save = procs.worker(
-            "save_loop",
-            {
-                "path": str(self.work / "plain-save.db"),
-                "reps": 3,
-                "events_per_rep": plan.save_events,
-                "patients": plan.http_patients,
-            },
-        )
-        save_fig = self.add(
-            Figure(
-                section=section,
-                label="library save() loop in-process: plain Aggregate + Application, "
-                "1 event per save, 1 thread",
-                data=f"{plan.http_patients:,} aggregates, SQLite",
-                value=median(save.result["samples"]["rate"]),
-                unit="events/s",
-                runs=3,
-                rss_kib=save.max_rss_kib,
-            )
-        )
-        with procs.Server("bench.apps:create_bare_app") as bare:
-            rounds = [load_round(bare.url, plan.bare_events) for _ in range(3)]
-        bare_fig = self.add(
-            Figure(
-                section=section,
-                label="bare Litestar endpoint that stores nothing (same server, same client)",
-                data=data,
-                value=median([r["rate"] for r in rounds]),
-                unit="events/s",
-                runs=len(rounds),
-                rss_kib=bare.max_rss_kib,
-                extra=f"p50 {median([r['p50_ms'] for r in rounds]):.1f} ms",
-            )
-        )
-        inproc = procs.worker(
-            "append_inproc",
-            {
-                "path": path,
-                "reps": plan.append_reps,
-                "events_per_rep": plan.append_events,
-                "patients": 32,
-            },
-        )
-        self.add(
-            Figure(
-                section=section,
-                label="OncoLedger.append in-process (no HTTP), 1 thread",
-                data=f"{plan.http_patients:,} patients in follow-up",
-                value=median(inproc.result["samples"]["rate"]),
-                unit="events/s",
-                runs=plan.append_reps,
-                rss_kib=inproc.max_rss_kib,
-                baseline=save_fig,
-                extra=f"p50 {median(inproc.result['samples']['latency_ms']):.1f} ms per append",
-            )
-        )
-        env = {"ONCOLEDGER_DB": path}
-        with procs.Server("api.app:create_app", env) as api:
-            rounds = [load_round(api.url, plan.http_events) for _ in range(plan.http_reps)]
-            shared = None
-            if plan.http_shared:
-                shared = load_round(
-                    api.url, plan.http_events // 2, shared=True, patients=info["patients"][:8]
-                )
-        api_rss = api.max_rss_kib
-        value = median([r["rate"] for r in rounds])
-        latency = (
-            f"p50 {median([r['p50_ms'] for r in rounds]):.0f} ms, "
-            f"p99 {median([r['p99_ms'] for r in rounds]):.0f} ms"
-        )
-        self.add(
-            Figure(
-                section=section,
-                label="OncoLedger API: POST /api/v1/patients/{id}/events, each client its own "
-                "patients",
-                data=data,
-                value=value,
-                unit="events/s",
-                runs=len(rounds),
-                rss_kib=api_rss,
-                baseline=save_fig,
-                target=("≥ 1,500 events/s and ≥ 0.5\u00d7 save()", 1500.0),
-                ratio_target=0.5,
-                headline=True,
-                extra=latency,
-            )
-        )
-        self.add(
-            Figure(
-                section=section,
-                label="OncoLedger API, same, against the bare endpoint",
-                data=data,
-                value=value,
-                unit="events/s",
-                runs=len(rounds),
-                rss_kib=api_rss,
-                baseline=bare_fig,
-            )
-        )
-        if shared is None:
-            return
-        self.add(
-            Figure(
-                section=section,
-                label="OncoLedger API, all clients on 8 shared patients (write contention)",
-                data=data.replace(f"{plan.http_patients:,} patients", "8 patients"),
-                value=shared["rate"],
-                unit="events/s",
-                runs=1,
-                rss_kib=api_rss,
-                baseline=save_fig,
-                extra=f"p50 {shared['p50_ms']:.0f} ms, p99 {shared['p99_ms']:.0f} ms, "
-                f"answers {shared['statuses']}",
             )
         )
 
