@@ -282,7 +282,7 @@ def separate_projector(
             catch_up(api.url, token)
             watch = lambda: {"server": [api.pid], "projector": [projector.pid]}  # noqa: E731
             rounds, lags, catches = [], [], []
-            for _ in range(plan.http_reps):
+            for _ in range(plan.pg_reps):
                 rounds.append(
                     load_round(bench, api.url, token, fresh, plan.http_events, watch=watch)
                 )

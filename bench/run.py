@@ -54,7 +54,8 @@ class Plan:
     save_events: int
     http_long_events: int  # per rep, API on patients of 1,000-event histories
     restart_reps: int  # first write after a restart: new processes per patient
-    pg_reps: int  # serve --workers 1 / 2 on PostgreSQL, rounds of http_events each
+    pg_reps: int  # rounds of http_events: serve --workers 1 / 2 on PostgreSQL, --no-projector
+    pg_patients: int  # patients of the PostgreSQL store
 
     @classmethod
     def full(cls) -> Plan:
@@ -82,6 +83,7 @@ class Plan:
             http_long_events=640,
             restart_reps=7,
             pg_reps=3,
+            pg_patients=1024,
         )
 
     @classmethod
@@ -107,9 +109,10 @@ class Plan:
             http_shared=False,
             bare_events=2000,
             save_events=1000,
-            http_long_events=128,
+            http_long_events=64,
             restart_reps=3,
-            pg_reps=2,
+            pg_reps=1,
+            pg_patients=64,
         )
 
 

@@ -148,7 +148,7 @@ def postgres_workers(bench: Run) -> None:
         store = {"database_url": url, "schema": schema, "cipher_key": key}
         built = procs.worker(
             "build_http_store",
-            store | {"patients": plan.http_patients, "mean_events": plan.mean_events},
+            store | {"patients": plan.pg_patients, "mean_events": plan.mean_events},
         )
         info = built.result["info"]
         token, patients = info["token"], info["patients"]
@@ -158,7 +158,7 @@ def postgres_workers(bench: Run) -> None:
             "ONCOLEDGER_CIPHER_KEY": key,
         }
         data = (
-            f"{plan.http_clients} clients, {plan.http_patients:,} patients "
+            f"{plan.http_clients} clients, {plan.pg_patients:,} patients "
             f"({info['events']:,} events), PostgreSQL on this machine, encrypted"
         )
         figures: dict[int, Figure] = {}
