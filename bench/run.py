@@ -1,9 +1,11 @@
 """`python -m bench [--quick] [--out FILE]`: build the data, run every workload, write the table.
 
 The full run builds stores of 1k, 10k and 100k patients (about 10k, 100k and 1M events) and
-takes about ten minutes on the 2-core development machine; `--quick` builds two small stores
-and takes under a minute. Every workload runs in a child process of its own, several times,
-with its baseline measured in the same run (see `bench.workloads`).
+takes ten to fifteen minutes on the 2-core development machine; `--quick` builds two small
+stores and fewer rounds, about two minutes. Every workload runs in a child process of its own,
+several times, with its baseline measured in the same run (see `bench.workloads`). The HTTP
+rows are in `bench.http_rows`, the restart, disk and PostgreSQL rows in `bench.scale_rows`
+(PostgreSQL only when ONCOLEDGER_BENCH_DATABASE_URL or ONCOLEDGER_TEST_DATABASE_URL is set).
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from bench import http_rows, machine, procs, report, scale_rows
+from bench import http_rows, machine, procs, query_rows, report, scale_rows
 from bench.common import median
 from bench.report import Figure
 from bench.stores import BIG_PATIENT
@@ -53,6 +53,7 @@ class Plan:
     bare_events: int
     save_events: int
     http_long_events: int  # per rep, API on patients of 1,000-event histories
+    http_long_patients: int  # how many such patients (one client each)
     restart_reps: int  # first write after a restart: new processes per patient
     pg_reps: int  # rounds of http_events: serve --workers 1 / 2 on PostgreSQL, --no-projector
     pg_patients: int  # patients of the PostgreSQL store
@@ -81,6 +82,7 @@ class Plan:
             bare_events=8000,
             save_events=3000,
             http_long_events=640,
+            http_long_patients=32,
             restart_reps=7,
             pg_reps=3,
             pg_patients=1024,
@@ -110,6 +112,7 @@ class Plan:
             bare_events=2000,
             save_events=1000,
             http_long_events=64,
+            http_long_patients=8,
             restart_reps=3,
             pg_reps=1,
             pg_patients=64,
@@ -206,8 +209,8 @@ class Bench:
                 "first write after a restart",
                 lambda s=stores[-1]: scale_rows.first_write(self, s),
             )
-        self.step("cohort over synthetic rows", self.cohort_synthetic)
-        self.step("import", self.import_)
+        self.step("cohort over synthetic rows", lambda: query_rows.cohort_synthetic(self))
+        self.step("import", lambda: query_rows.import_(self))
         self.step("append over HTTP", lambda: http_rows.http(self))
         self.step(
             "serve --workers 1 and 2 on PostgreSQL", lambda: scale_rows.postgres_workers(self)
@@ -338,137 +341,14 @@ class Bench:
         curve["append_rate"] = median(child.result["samples"]["rate"])
         curve["append_ms"] = median(child.result["samples"]["latency_ms"])
 
-    def cohort_synthetic(self) -> None:
-        rows = self.plan.cohort_rows
-        path = str(self.work / "cohort.db")
-        child = procs.worker(
-            "cohort", {"path": path, "reps": self.plan.cohort_reps, "synthetic_rows": rows}
-        )
-        samples, info = child.result["samples"], child.result["info"]
-        data = f"{rows:,} patients (synthetic rows)"
-        first = True
-        for key in samples:
-            if not key.startswith("product:"):
-                continue
-            name = key.split(":", 1)[1]
-            base = self.add(
-                Figure(
-                    section="Cohort query",
-                    label=f"raw SQL, same statements ({name})",
-                    data=data,
-                    value=median(samples["raw:" + name]),
-                    unit="ms",
-                    runs=len(samples["raw:" + name]),
-                    rss_kib=None,
-                    higher_is_better=False,
-                )
-            )
-            self.add(
-                Figure(
-                    section="Cohort query",
-                    label=f"OncoLedger.patients: {name}",
-                    data=data,
-                    value=median(samples[key]),
-                    unit="ms",
-                    runs=len(samples[key]),
-                    rss_kib=child.max_rss_kib,
-                    higher_is_better=False,
-                    baseline=base,
-                    target=("≤ 20 ms", 20.0),
-                    headline=first or median(samples[key]) > 20,
-                    extra=_matching(info["totals"].get(name)),
-                )
-            )
-            first = False
-        statements = info["sql"]
-        self.notes.append(
-            "Cohort SQL issued by `OncoLedger.patients` (captured with sqlite3's trace callback, "
-            "replayed verbatim by the baseline): "
-            + " | ".join(f"`{s}`" for s in next(iter(statements.values())))
-        )
-
-    def import_(self) -> None:
-        n = self.plan.import_events
-        file = str(self.work / "import.jsonl")
-        made = procs.worker("write_import_file", {"path": file, "events": n})
-        info = made.result["info"]
-        data = f"{info['events']:,} events, JSONL of {info['bytes'] / 1e6:.1f} MB"
-        rates, rss, via = [], 0, "oncoledger import (CLI subprocess)"
-        for rep in range(self.plan.import_reps):
-            db = str(self.work / f"import-{rep}.db")
-            child = procs.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "from cli.main import main; main()",
-                    "--db",
-                    db,
-                    "--actor",
-                    "bench",
-                    "import",
-                    file,
-                    "--json",
-                ]
-            )
-            stored = None
-            if child.returncode == 0:
-                try:
-                    stored = int(msgspec.json.decode(child.stdout)["stored"])
-                except (msgspec.DecodeError, KeyError, TypeError, ValueError):
-                    stored = None
-            if stored is None:
-                self.notes.append(
-                    f"`oncoledger import` did not run (exit {child.returncode}: "
-                    f"{child.stderr.strip().splitlines()[-1:] or ''}); measured "
-                    "`OncoLedger.import_lines` in-process instead."
-                )
-                via = "OncoLedger.import_lines (in-process; the CLI did not run)"
-                fallback = procs.worker("import_inproc", {"path": db + ".inproc", "file": file})
-                rates.append(fallback.result["samples"]["rate"][0])
-                rss = max(rss, fallback.max_rss_kib)
-            else:
-                rates.append(stored / child.seconds)
-                rss = max(rss, child.max_rss_kib)
-        base_child = procs.worker(
-            "batch_append", {"path": str(self.work / "import-base.db"), "file": file}
-        )
-        base = self.add(
-            Figure(
-                section="Import",
-                label="one Ledger.append per patient with all its events (no views)",
-                data=data,
-                value=base_child.result["samples"]["rate"][0],
-                unit="events/s",
-                runs=1,
-                rss_kib=base_child.max_rss_kib,
-            )
-        )
-        self.add(
-            Figure(
-                section="Import",
-                label=via,
-                data=data,
-                value=median(rates),
-                unit="events/s",
-                runs=len(rates),
-                rss_kib=rss,
-                baseline=base,
-                headline=True,
-                extra="wall time of the whole command, interpreter start and final catch-up "
-                "included",
-            )
-        )
-
-
-def _matching(total: int | None) -> str:
-    return "total not counted" if total is None else f"{total:,} matching"
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
-    parser.add_argument("--quick", action="store_true", help="two small stores, under a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="two small stores, fewer rounds, about two minutes"
+    )
     parser.add_argument(
         "--out",
         help="Markdown file to write (default: BENCHMARKS.md for a full run; a quick run prints "
