@@ -92,6 +92,7 @@ def free_port() -> int:
 
 
 CLI = [sys.executable, "-m", "cli.main"]
+START_SECONDS = 180
 
 
 class Server:
@@ -141,7 +142,8 @@ class Server:
         self.proc = subprocess.Popen(
             self.command(), stdout=self._log, stderr=self._log, env=_env(self.env), cwd=ROOT
         )
-        deadline = time.monotonic() + 60
+        # Generous: several worker processes starting on a busy 2-core machine take a while.
+        deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ChildFailed(f"server {self.app} exited at start:\n{self.log()}")
@@ -151,8 +153,11 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        log = self.log()
         self.__exit__()
-        raise ChildFailed(f"server {self.app} did not answer /health within 60 s:\n{self.log()}")
+        raise ChildFailed(
+            f"server {self.app} did not answer /health within {START_SECONDS} s:\n{log}"
+        )
 
     def log(self) -> str:
         self._log.seek(0)

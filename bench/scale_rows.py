@@ -26,8 +26,9 @@ def first_write(bench: Run, store: dict[str, Any]) -> None:
     path = store["path"]
     conn = sqlite3.connect(path)
     row = conn.execute(
-        "SELECT originator_id FROM stored_events GROUP BY originator_id "
-        "HAVING COUNT(*) = 10 LIMIT 1"
+        # A patient the store was generated with (P...), not one a workload added.
+        "SELECT originator_id FROM stored_events WHERE originator_id LIKE 'P%' "
+        "GROUP BY originator_id HAVING COUNT(*) = 10 LIMIT 1"
     ).fetchone()
     conn.close()
     if row is None:
