@@ -273,21 +273,22 @@ def assert_views_equal_a_fresh_rebuild(config: StoreConfig, patients: list[str])
             assert read_models(system, patients) == kept
             return
     assert config.sqlite_path
-    fresh = Path(tempfile.mkdtemp(prefix="fresh-views-")) / "copy.db"
-    source, target = sqlite3.connect(config.sqlite_path), sqlite3.connect(fresh)
-    try:
-        source.backup(target)
-    finally:
-        target.close()
-        source.close()
-    key = Path(config.sqlite_path + ".key")
-    if key.exists():
-        Path(f"{fresh}.key").write_bytes(key.read_bytes())
-    copy = replace(config, sqlite_path=str(fresh))
-    assert not Path(f"{fresh}.views").exists()
-    with OncoLedger(copy, project_inline=False) as system:
-        system.views.rebuild()
-        assert read_models(system, patients) == kept
+    with tempfile.TemporaryDirectory(prefix="fresh-views-") as directory:
+        fresh = Path(directory) / "copy.db"
+        source, target = sqlite3.connect(config.sqlite_path), sqlite3.connect(fresh)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+            source.close()
+        key = Path(config.sqlite_path + ".key")
+        if key.exists():
+            Path(f"{fresh}.key").write_bytes(key.read_bytes())
+        copy = replace(config, sqlite_path=str(fresh))
+        assert not Path(f"{fresh}.views").exists()
+        with OncoLedger(copy, project_inline=False) as system:
+            system.views.rebuild()
+            assert read_models(system, patients) == kept
 
 
 def projection_status(url: str, token: str) -> dict[str, Any]:
