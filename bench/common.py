@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from domain.ledger.application import StoreConfig
+from domain.ledger.key_file import create_key_file
 
 
 def now() -> float:
@@ -39,5 +40,24 @@ def max_rss_kib() -> int:
 
 
 def config(path: str) -> StoreConfig:
-    """A SQLite store at `path`, ignoring any ONCOLEDGER_* environment of the caller."""
-    return StoreConfig(sqlite_path=path, database_url=None, schema=None, cipher_key=None)
+    """A SQLite store at `path`, ignoring any ONCOLEDGER_* environment of the caller.
+
+    Encrypted at rest, as the product makes a new store by default: a store not made yet gets a
+    master key file `<path>.key`, and a store that has one opens with it."""
+    made, _ = create_key_file(
+        StoreConfig(sqlite_path=path, database_url=None, schema=None, cipher_key=None)
+    )
+    return made
+
+
+def store_config(a: dict[str, Any]) -> StoreConfig:
+    """The store a workload's arguments name: `database_url` (+ `schema`, `cipher_key`) for
+    PostgreSQL, else the SQLite file `path`."""
+    if a.get("database_url"):
+        return StoreConfig(
+            sqlite_path=None,
+            database_url=a["database_url"],
+            schema=a.get("schema"),
+            cipher_key=a.get("cipher_key"),
+        )
+    return config(a["path"])

@@ -123,7 +123,9 @@ async def main_async(a: dict[str, Any]) -> dict[str, Any]:
     works = [_bodies(own[c], per_client, rng) for c in range(clients)]
     kind = a.get("client", "raw")
     await _round(a["url"], headers, warm, kind)
+    cpu = time.process_time()
     took, latencies, statuses = await _round(a["url"], headers, works, kind)
+    cpu = time.process_time() - cpu
     ok = statuses.get(201, 0) + statuses.get(200, 0)
     return {
         "rate": ok / took,
@@ -133,6 +135,7 @@ async def main_async(a: dict[str, Any]) -> dict[str, Any]:
         "statuses": {str(k): v for k, v in statuses.items()},
         "p50_ms": _pct(latencies, 0.5),
         "p99_ms": _pct(latencies, 0.99),
+        "cpu_seconds": cpu,  # this load generator's CPU over the measured round
     }
 
 

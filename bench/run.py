@@ -1,9 +1,11 @@
 """`python -m bench [--quick] [--out FILE]`: build the data, run every workload, write the table.
 
 The full run builds stores of 1k, 10k and 100k patients (about 10k, 100k and 1M events) and
-takes about ten minutes on the 2-core development machine; `--quick` builds two small stores
-and takes under a minute. Every workload runs in a child process of its own, several times,
-with its baseline measured in the same run (see `bench.workloads`).
+takes ten to fifteen minutes on the 2-core development machine; `--quick` builds two small
+stores and fewer rounds, about two minutes. Every workload runs in a child process of its own,
+several times, with its baseline measured in the same run (see `bench.workloads`). The HTTP
+rows are in `bench.http_rows`, the restart, disk and PostgreSQL rows in `bench.scale_rows`
+(PostgreSQL only when ONCOLEDGER_BENCH_DATABASE_URL or ONCOLEDGER_TEST_DATABASE_URL is set).
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from bench import machine, procs, report
+from bench import http_rows, machine, procs, query_rows, report, scale_rows
 from bench.common import median
 from bench.report import Figure
 from bench.stores import BIG_PATIENT
@@ -52,6 +52,11 @@ class Plan:
     http_shared: bool  # also the 8-shared-patients contention round
     bare_events: int
     save_events: int
+    http_long_events: int  # per rep, API on patients of 1,000-event histories
+    http_long_patients: int  # how many such patients (one client each)
+    restart_reps: int  # first write after a restart: new processes per patient
+    pg_reps: int  # rounds of http_events: serve --workers 1 / 2 on PostgreSQL, --no-projector
+    pg_patients: int  # patients of the PostgreSQL store
 
     @classmethod
     def full(cls) -> Plan:
@@ -76,6 +81,11 @@ class Plan:
             http_shared=True,
             bare_events=8000,
             save_events=3000,
+            http_long_events=640,
+            http_long_patients=32,
+            restart_reps=7,
+            pg_reps=3,
+            pg_patients=1024,
         )
 
     @classmethod
@@ -101,6 +111,11 @@ class Plan:
             http_shared=False,
             bare_events=2000,
             save_events=1000,
+            http_long_events=64,
+            http_long_patients=8,
+            restart_reps=3,
+            pg_reps=1,
+            pg_patients=64,
         )
 
 
@@ -180,13 +195,26 @@ class Bench:
                 f"load in a store of {store['events']:,} events",
                 lambda s=store, c=curve, m=main: self.load(s, c, m),
             )
+            if main:
+                self.step(
+                    f"disk use of a store of {store['events']:,} events",
+                    lambda s=store: scale_rows.disk(self, s),
+                )
             self.step(
                 f"in-process append, store of {store['events']:,} events",
                 lambda s=store, c=curve: self.append_curve(s, c),
             )
-        self.step("cohort over synthetic rows", self.cohort_synthetic)
-        self.step("import", self.import_)
-        self.step("append over HTTP", self.http)
+        if stores:
+            self.step(
+                "first write after a restart",
+                lambda s=stores[-1]: scale_rows.first_write(self, s),
+            )
+        self.step("cohort over synthetic rows", lambda: query_rows.cohort_synthetic(self))
+        self.step("import", lambda: query_rows.import_(self))
+        self.step("append over HTTP", lambda: http_rows.http(self))
+        self.step(
+            "serve --workers 1 and 2 on PostgreSQL", lambda: scale_rows.postgres_workers(self)
+        )
 
     # -- workloads ------------------------------------------------------------------------------
 
@@ -266,7 +294,12 @@ class Bench:
             )
 
         raw = self.add(fig("raw SQL: sqlite3 SELECT of the patient's stored_events rows", "raw"))
-        self.add(fig("raw SQL + msgspec decode of every row to the event Structs", "raw_decode"))
+        self.add(
+            fig(
+                "raw SQL + decrypt + msgspec decode of every row to the event Structs",
+                "raw_decode",
+            )
+        )
         self.add(
             fig(
                 "plain eventsourcing Aggregate replay (repository.get, default transcoder)",
@@ -308,286 +341,14 @@ class Bench:
         curve["append_rate"] = median(child.result["samples"]["rate"])
         curve["append_ms"] = median(child.result["samples"]["latency_ms"])
 
-    def cohort_synthetic(self) -> None:
-        rows = self.plan.cohort_rows
-        path = str(self.work / "cohort.db")
-        child = procs.worker(
-            "cohort", {"path": path, "reps": self.plan.cohort_reps, "synthetic_rows": rows}
-        )
-        samples, info = child.result["samples"], child.result["info"]
-        data = f"{rows:,} patients (synthetic rows)"
-        first = True
-        for key in samples:
-            if not key.startswith("product:"):
-                continue
-            name = key.split(":", 1)[1]
-            base = self.add(
-                Figure(
-                    section="Cohort query",
-                    label=f"raw SQL, same statements ({name})",
-                    data=data,
-                    value=median(samples["raw:" + name]),
-                    unit="ms",
-                    runs=len(samples["raw:" + name]),
-                    rss_kib=None,
-                    higher_is_better=False,
-                )
-            )
-            self.add(
-                Figure(
-                    section="Cohort query",
-                    label=f"OncoLedger.patients: {name}",
-                    data=data,
-                    value=median(samples[key]),
-                    unit="ms",
-                    runs=len(samples[key]),
-                    rss_kib=child.max_rss_kib,
-                    higher_is_better=False,
-                    baseline=base,
-                    target=("≤ 20 ms", 20.0),
-                    headline=first or median(samples[key]) > 20,
-                    extra=_matching(info["totals"].get(name)),
-                )
-            )
-            first = False
-        statements = info["sql"]
-        self.notes.append(
-            "Cohort SQL issued by `OncoLedger.patients` (captured with sqlite3's trace callback, "
-            "replayed verbatim by the baseline): "
-            + " | ".join(f"`{s}`" for s in next(iter(statements.values())))
-        )
-
-    def import_(self) -> None:
-        n = self.plan.import_events
-        file = str(self.work / "import.jsonl")
-        made = procs.worker("write_import_file", {"path": file, "events": n})
-        info = made.result["info"]
-        data = f"{info['events']:,} events, JSONL of {info['bytes'] / 1e6:.1f} MB"
-        rates, rss, via = [], 0, "oncoledger import (CLI subprocess)"
-        for rep in range(self.plan.import_reps):
-            db = str(self.work / f"import-{rep}.db")
-            child = procs.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "from cli.main import main; main()",
-                    "--db",
-                    db,
-                    "--actor",
-                    "bench",
-                    "import",
-                    file,
-                    "--json",
-                ]
-            )
-            stored = None
-            if child.returncode == 0:
-                try:
-                    stored = int(msgspec.json.decode(child.stdout)["stored"])
-                except (msgspec.DecodeError, KeyError, TypeError, ValueError):
-                    stored = None
-            if stored is None:
-                self.notes.append(
-                    f"`oncoledger import` did not run (exit {child.returncode}: "
-                    f"{child.stderr.strip().splitlines()[-1:] or ''}); measured "
-                    "`OncoLedger.import_lines` in-process instead."
-                )
-                via = "OncoLedger.import_lines (in-process; the CLI did not run)"
-                fallback = procs.worker("import_inproc", {"path": db + ".inproc", "file": file})
-                rates.append(fallback.result["samples"]["rate"][0])
-                rss = max(rss, fallback.max_rss_kib)
-            else:
-                rates.append(stored / child.seconds)
-                rss = max(rss, child.max_rss_kib)
-        base_child = procs.worker(
-            "batch_append", {"path": str(self.work / "import-base.db"), "file": file}
-        )
-        base = self.add(
-            Figure(
-                section="Import",
-                label="one Ledger.append per patient with all its events (no views)",
-                data=data,
-                value=base_child.result["samples"]["rate"][0],
-                unit="events/s",
-                runs=1,
-                rss_kib=base_child.max_rss_kib,
-            )
-        )
-        self.add(
-            Figure(
-                section="Import",
-                label=via,
-                data=data,
-                value=median(rates),
-                unit="events/s",
-                runs=len(rates),
-                rss_kib=rss,
-                baseline=base,
-                headline=True,
-                extra="wall time of the whole command, interpreter start and final catch-up "
-                "included",
-            )
-        )
-
-    def http(self) -> None:
-        plan = self.plan
-        path = str(self.work / "http.db")
-        built = procs.worker(
-            "build_http_store",
-            {"path": path, "patients": plan.http_patients, "mean_events": plan.mean_events},
-        )
-        info = built.result["info"]
-        data = (
-            f"{plan.http_clients} clients, {plan.http_patients:,} patients "
-            f"({info['events']:,} events) in follow-up"
-        )
-        section = "Append over HTTP"
-
-        def load_round(url: str, events: int, **extra: Any) -> dict[str, Any]:
-            args = {
-                "url": url,
-                "token": info["token"],
-                "clients": plan.http_clients,
-                "patients": info["patients"],
-                "events": events,
-            } | extra
-            child = procs.run(
-                [sys.executable, "-m", "bench.httpclient", msgspec.json.encode(args).decode()]
-            )
-            if child.returncode != 0:
-                raise procs.ChildFailed(f"load generator failed:\n{child.stderr[-2000:]}")
-            result: dict[str, Any] = msgspec.json.decode(child.stdout.strip().splitlines()[-1])
-            if result["stored"] < result["requests"]:
-                self.notes.append(f"{section}: non-2xx answers {result['statuses']}")
-            return result
-
-        save = procs.worker(
-            "save_loop",
-            {
-                "path": str(self.work / "plain-save.db"),
-                "reps": 3,
-                "events_per_rep": plan.save_events,
-                "patients": plan.http_patients,
-            },
-        )
-        save_fig = self.add(
-            Figure(
-                section=section,
-                label="library save() loop in-process: plain Aggregate + Application, "
-                "1 event per save, 1 thread",
-                data=f"{plan.http_patients:,} aggregates, SQLite",
-                value=median(save.result["samples"]["rate"]),
-                unit="events/s",
-                runs=3,
-                rss_kib=save.max_rss_kib,
-            )
-        )
-        with procs.Server("bench.apps:create_bare_app") as bare:
-            rounds = [load_round(bare.url, plan.bare_events) for _ in range(3)]
-        bare_fig = self.add(
-            Figure(
-                section=section,
-                label="bare Litestar endpoint that stores nothing (same server, same client)",
-                data=data,
-                value=median([r["rate"] for r in rounds]),
-                unit="events/s",
-                runs=len(rounds),
-                rss_kib=bare.max_rss_kib,
-                extra=f"p50 {median([r['p50_ms'] for r in rounds]):.1f} ms",
-            )
-        )
-        inproc = procs.worker(
-            "append_inproc",
-            {
-                "path": path,
-                "reps": plan.append_reps,
-                "events_per_rep": plan.append_events,
-                "patients": 32,
-            },
-        )
-        self.add(
-            Figure(
-                section=section,
-                label="OncoLedger.append in-process (no HTTP), 1 thread",
-                data=f"{plan.http_patients:,} patients in follow-up",
-                value=median(inproc.result["samples"]["rate"]),
-                unit="events/s",
-                runs=plan.append_reps,
-                rss_kib=inproc.max_rss_kib,
-                baseline=save_fig,
-                extra=f"p50 {median(inproc.result['samples']['latency_ms']):.1f} ms per append",
-            )
-        )
-        env = {"ONCOLEDGER_DB": path}
-        with procs.Server("api.app:create_app", env) as api:
-            rounds = [load_round(api.url, plan.http_events) for _ in range(plan.http_reps)]
-            shared = None
-            if plan.http_shared:
-                shared = load_round(
-                    api.url, plan.http_events // 2, shared=True, patients=info["patients"][:8]
-                )
-        api_rss = api.max_rss_kib
-        value = median([r["rate"] for r in rounds])
-        latency = (
-            f"p50 {median([r['p50_ms'] for r in rounds]):.0f} ms, "
-            f"p99 {median([r['p99_ms'] for r in rounds]):.0f} ms"
-        )
-        self.add(
-            Figure(
-                section=section,
-                label="OncoLedger API: POST /api/v1/patients/{id}/events, each client its own "
-                "patients",
-                data=data,
-                value=value,
-                unit="events/s",
-                runs=len(rounds),
-                rss_kib=api_rss,
-                baseline=save_fig,
-                target=("≥ 1,500 events/s and ≥ 0.5\u00d7 save()", 1500.0),
-                ratio_target=0.5,
-                headline=True,
-                extra=latency,
-            )
-        )
-        self.add(
-            Figure(
-                section=section,
-                label="OncoLedger API, same, against the bare endpoint",
-                data=data,
-                value=value,
-                unit="events/s",
-                runs=len(rounds),
-                rss_kib=api_rss,
-                baseline=bare_fig,
-            )
-        )
-        if shared is None:
-            return
-        self.add(
-            Figure(
-                section=section,
-                label="OncoLedger API, all clients on 8 shared patients (write contention)",
-                data=data.replace(f"{plan.http_patients:,} patients", "8 patients"),
-                value=shared["rate"],
-                unit="events/s",
-                runs=1,
-                rss_kib=api_rss,
-                baseline=save_fig,
-                extra=f"p50 {shared['p50_ms']:.0f} ms, p99 {shared['p99_ms']:.0f} ms, "
-                f"answers {shared['statuses']}",
-            )
-        )
-
-
-def _matching(total: int | None) -> str:
-    return "total not counted" if total is None else f"{total:,} matching"
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
-    parser.add_argument("--quick", action="store_true", help="two small stores, under a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="two small stores, fewer rounds, about two minutes"
+    )
     parser.add_argument(
         "--out",
         help="Markdown file to write (default: BENCHMARKS.md for a full run; a quick run prints "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +23,7 @@ import msgspec
 from bench import synth
 from bench.common import config, now
 from domain.codec import decode_entry
-from domain.ledger.application import Ledger
+from domain.ledger.application import Ledger, StoreConfig
 from domain.patient import Patient
 
 GROUP = 100  # patients per save() transaction
@@ -61,8 +62,11 @@ def add_big_patient(path: str, n_events: int = 1000, batch: int = 100) -> None:
 
 
 def backup(src: str, dst: str) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    """A consistent copy of the store `src` at `dst`, its master key file with it."""
+    for suffix in ("", "-wal", "-shm", ".key"):
         Path(dst + suffix).unlink(missing_ok=True)
+    if Path(src + ".key").exists():
+        shutil.copyfile(src + ".key", dst + ".key")
     source, target = sqlite3.connect(src), sqlite3.connect(dst)
     try:
         source.backup(target)
@@ -102,14 +106,17 @@ def build_series(
             )
     finally:
         ledger.close()
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".key"):
         Path(base + suffix).unlink(missing_ok=True)
     return built
 
 
-def build_store(path: str, n_patients: int, mean_events: int, *, deaths: bool = True) -> int:
-    """A store of `n_patients` patients at `path` (no views); returns the events stored."""
-    ledger = Ledger(config(path))
+def build_store(
+    store: str | StoreConfig, n_patients: int, mean_events: int, *, deaths: bool = True
+) -> int:
+    """A store of `n_patients` patients (a SQLite path, or any store config; no views);
+    returns the events stored."""
+    ledger = Ledger(config(store) if isinstance(store, str) else store)
     try:
         return record_patients(
             ledger, synth.cohort(n_patients, mean_events, seed=7, prefix="H", deaths=deaths)

@@ -6,8 +6,10 @@ import sys
 
 import msgspec
 
+from bench import scale_workloads, workloads
 from bench.common import max_rss_kib
-from bench.workloads import WORKLOADS
+
+WORKLOADS = workloads.WORKLOADS | scale_workloads.WORKLOADS
 
 
 def main() -> None:

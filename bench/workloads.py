@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from bench import stores, synth
-from bench.common import config, now, rss_kib
+from bench.common import config, now, rss_kib, store_config
 from domain.codec import decode_entry
 from domain.ledger.application import Ledger
 from domain.ledger.db import views_path
@@ -41,13 +41,30 @@ def build(a: dict[str, Any]) -> Result:
 
 
 def build_http_store(a: dict[str, Any]) -> Result:
-    """A store of patients in follow-up (no deaths), views current, and a clinician's token."""
-    events = stores.build_store(a["path"], a["patients"], a["mean_events"], deaths=False)
-    with OncoLedger(config(a["path"])) as ol:
+    """A store of patients in follow-up (no deaths), views current, and a clinician's token;
+    with `long_patients`, that many more patients of `long_events` events each. On PostgreSQL
+    when the arguments name a `database_url`."""
+    cfg = store_config(a)
+    events = stores.build_store(cfg, a["patients"], a["mean_events"], deaths=False)
+    long = [f"LONG-{i:03d}" for i in range(a.get("long_patients", 0))]
+    if long:
+        rng = random.Random(1001)
+        ledger = Ledger(cfg)
+        try:
+            events += stores.record_patients(
+                ledger,
+                (
+                    (pid, synth.patient_events(rng, pid, a["long_events"], deaths=False))
+                    for pid in long
+                ),
+            )
+        finally:
+            ledger.close()
+    with OncoLedger(cfg) as ol:
         ol.views.rebuild()
         token = _make_token(ol)
     patients = [synth.patient_id(i, "H") for i in range(a["patients"])]
-    return _result({}, events=events, patients=patients, token=token)
+    return _result({}, events=events, patients=patients, long_patients=long, token=token)
 
 
 def _make_token(ol: OncoLedger) -> str | None:
@@ -126,7 +143,6 @@ def load(a: dict[str, Any]) -> Result:
     ledger.load(pid)
     warm = _repeat(lambda: ledger.load(pid), a["warm_reps"])
     history = _repeat(lambda: ledger.history(pid), a["warm_reps"])
-    ledger.close()
 
     conn = sqlite3.connect(path)
     sql = (
@@ -134,15 +150,24 @@ def load(a: dict[str, Any]) -> Result:
         "WHERE originator_id = ? ORDER BY originator_version"
     )
     raw = _repeat(lambda: conn.execute(sql, (pid,)).fetchall(), a["warm_reps"])
+    from eventsourcing.persistence import StoredEvent
+
     from domain import events as ev
 
     decoder = msgspec.json.Decoder(ev.AnyEvent)
-    raw_decode = _repeat(
-        lambda: [decoder.decode(r[2]) for r in conn.execute(sql, (pid,)).fetchall()],
-        a["warm_reps"],
-    )
+
+    def decode_rows() -> list[Any]:
+        # The store is encrypted at rest (the default): each row is opened, then decoded.
+        return [
+            decoder.decode(ledger.plaintext(StoredEvent(pid, r[0], r[1], r[2])))
+            for r in conn.execute(sql, (pid,)).fetchall()
+        ]
+
+    raw_decode = _repeat(decode_rows, a["warm_reps"])
     conn.close()
-    plain = _plain_replay(pid, path, events, a["warm_reps"])
+    bodies = [msgspec.json.decode(state) for _, _, state in ledger.scan(pid)]  # type: ignore[arg-type]
+    ledger.close()
+    plain = _plain_replay(bodies, a["warm_reps"])
     return _result(
         {
             "cold": cold,
@@ -166,19 +191,11 @@ def _repeat(fn: Callable[[], Any], reps: int) -> list[float]:
     return times
 
 
-def _plain_replay(pid: str, path: str, n_events: int, reps: int) -> list[float]:
+def _plain_replay(bodies: list[Any], reps: int) -> list[float]:
     """Reference: a plain eventsourcing Aggregate of the same bodies, replayed by the library."""
     from bench.plain import PlainApp, plain_env
 
-    conn = sqlite3.connect(path)
-    bodies = [
-        msgspec.json.decode(r[0])
-        for r in conn.execute(
-            "SELECT state FROM stored_events WHERE originator_id = ? ORDER BY originator_version",
-            (pid,),
-        )
-    ]
-    conn.close()
+    pid, n_events = "PLAIN", len(bodies)
     with tempfile.TemporaryDirectory() as tmp:
         app = PlainApp(env=plain_env(os.path.join(tmp, "plain.db")))
         chart = app.new_chart(pid)

@@ -18,6 +18,13 @@ from projections.root import ROLES, OncoLedger, StoreConfig
 
 APP_FACTORY = "api.app:create_app"
 FIRST_TOKEN_NAME = "demo-admin"
+# Several processes on one SQLite file are correct (WAL, the store's unique keys, the views'
+# tracking position), but SQLite commits one writer at a time: more workers add read capacity,
+# never write throughput, and each process's group commit batches only its own appends.
+SQLITE_WORKERS_NOTE = (
+    "note: SQLite commits one writer at a time, so extra workers serve reads in parallel but "
+    "queue their writes for the one write lock; use PostgreSQL to scale writes out"
+)
 
 
 def _config(ctx: click.Context) -> StoreConfig:
@@ -59,7 +66,8 @@ def base_url(host: str, port: int) -> str:
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Worker processes (each opens the store).",
+    help="Worker processes (each opens the store, and runs a projector unless --no-projector). "
+    "For PostgreSQL; on SQLite they share its single writer.",
 )
 @click.option(
     "--no-projector",
@@ -77,6 +85,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, no_projector: 
     import uvicorn
 
     config = _config(ctx)
+    if workers > 1 and not config.is_postgres:
+        click.echo(SQLITE_WORKERS_NOTE, err=True)
     with OncoLedger(config) as ledger:
         first = ledger.tokens.create_first(FIRST_TOKEN_NAME, "admin")
     url = base_url(host, port)
