@@ -10,28 +10,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from api.auth import SECURITY, requires
-from api.cohort_filters import (
-    BirthYearMax,
-    BirthYearMin,
-    ConcordanceIn,
-    CtcMax,
-    CtcMin,
-    CtcTrendIn,
-    EventsMax,
-    EventsMin,
-    HistologyIn,
-    OsMonthsMax,
-    OsMonthsMin,
-    PrimarySiteIn,
-    RecordedMax,
-    RecordedMin,
-    SexIn,
-    StageGroupIn,
-    StatusAliasIn,
-    StatusIn,
-    Synthetic,
-    filters_of,
-)
+from api.cohort_filters import DEPENDENCIES, CohortFilters
 from api.errors import error_responses
 from api.params import AsOf, Rule, utc
 from api.reads import log_read
@@ -55,6 +34,7 @@ class CohortController(Controller):
     path = "/api/v1/cohort"
     tags = ("cohort",)
     security = SECURITY
+    dependencies = DEPENDENCIES
 
     @get(
         path="/survival",
@@ -77,25 +57,7 @@ class CohortController(Controller):
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
         by: Annotated[Grouping, QueryParameter(description="Group patients by this")],
-        sex: SexIn = None,
-        histology: HistologyIn = None,
-        primary_site: PrimarySiteIn = None,
-        stage_group: StageGroupIn = None,
-        ctc_trend: CtcTrendIn = None,
-        concordance: ConcordanceIn = None,
-        survival_status: StatusIn = None,
-        status: StatusAliasIn = None,
-        birth_year_min: BirthYearMin = None,
-        birth_year_max: BirthYearMax = None,
-        ctc_latest_per_7_5_ml_min: CtcMin = None,
-        ctc_latest_per_7_5_ml_max: CtcMax = None,
-        os_months_min: OsMonthsMin = None,
-        os_months_max: OsMonthsMax = None,
-        events_min: EventsMin = None,
-        events_max: EventsMax = None,
-        last_recorded_at_min: RecordedMin = None,
-        last_recorded_at_max: RecordedMax = None,
-        synthetic: Synthetic = None,
+        filters: CohortFilters,
         rule: Rule = None,
         as_of: AsOf = None,
         landmark: Landmark = None,
@@ -103,7 +65,6 @@ class CohortController(Controller):
             bool, QueryParameter(description="Fit the stage-adjusted Cox model (slower)")
         ] = True,
     ) -> SurvivalReport:
-        filters = filters_of(locals())
         analysis = ledger.cohort_survival(
             by=by,
             filters=filters,
@@ -134,25 +95,7 @@ class CohortController(Controller):
         request: Request[Any, Principal, Any],
         ledger: NamedDependency[OncoLedger],
         by: Annotated[Grouping, QueryParameter(description="Group patients by this")],
-        sex: SexIn = None,
-        histology: HistologyIn = None,
-        primary_site: PrimarySiteIn = None,
-        stage_group: StageGroupIn = None,
-        ctc_trend: CtcTrendIn = None,
-        concordance: ConcordanceIn = None,
-        survival_status: StatusIn = None,
-        status: StatusAliasIn = None,
-        birth_year_min: BirthYearMin = None,
-        birth_year_max: BirthYearMax = None,
-        ctc_latest_per_7_5_ml_min: CtcMin = None,
-        ctc_latest_per_7_5_ml_max: CtcMax = None,
-        os_months_min: OsMonthsMin = None,
-        os_months_max: OsMonthsMax = None,
-        events_min: EventsMin = None,
-        events_max: EventsMax = None,
-        last_recorded_at_min: RecordedMin = None,
-        last_recorded_at_max: RecordedMax = None,
-        synthetic: Synthetic = None,
+        filters: CohortFilters,
         rule: Rule = None,
         as_of: AsOf = None,
         landmark: Landmark = None,
@@ -162,7 +105,6 @@ class CohortController(Controller):
     ) -> Response[bytes]:
         from projections.survival_plot import plot_bytes
 
-        filters = filters_of(locals())
         analysis = ledger.cohort_survival(
             by=by,
             filters=filters,
