@@ -15,8 +15,8 @@ from api.errors import error_responses
 from api.params import AsOf, Rule, utc
 from api.reads import log_read
 from projections.cohort_subjects import Grouping
-from projections.cohort_survival import SurvivalReport
 from projections.root import OncoLedger, Principal
+from projections.survival_report import SurvivalReport
 
 Landmark = Annotated[
     float | None,

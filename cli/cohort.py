@@ -18,7 +18,7 @@ from projections.ctc import RULES
 from projections.root import OncoLedger
 
 if TYPE_CHECKING:  # lifelines loads only when the command runs
-    from projections.cohort_survival import SurvivalReport
+    from projections.survival_report import SurvivalReport
 
 
 def _progress(label: str, *, quiet: bool = False) -> Progress:
