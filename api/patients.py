@@ -51,11 +51,11 @@ class PatientController(Controller):
     def register(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         data: JSONBody[SkipValidation[PatientCreate]],
     ) -> Response[Receipt]:
         body = decode(data, PatientCreate)
-        receipt = ledger.register(
+        receipt = service.register(
             body.patient_id, body.registration(), actor=request.auth.name, source="api"
         )
         return Response(
@@ -82,7 +82,7 @@ class PatientController(Controller):
     def list_patients(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         filters: CohortFilters,
         sort: Annotated[
             str,
@@ -100,14 +100,14 @@ class PatientController(Controller):
             QueryParameter(description="Also count every matching row into `total` (slower)"),
         ] = False,
     ) -> PatientPage:
-        page = ledger.patients(
+        page = service.patients(
             filters=filters,
             sort=sort,
             limit=limit,
             cursor=cursor,
             count=count,
         )
-        log_read(ledger, request, "patients")
+        log_read(service, request, "patients")
         return page
 
     @get(
@@ -125,13 +125,13 @@ class PatientController(Controller):
     def get_patient(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         if_none_match: IfNoneMatch = None,
     ) -> Response[Patient]:
-        row = ledger.patient(patient_id)
+        row = service.patient(patient_id)
         headers = {"ETag": etag(row.events), "Cache-Control": "private, no-cache"}
-        log_read(ledger, request, "patient", patient_id)
+        log_read(service, request, "patient", patient_id)
         if not_modified(if_none_match, row.events):
             return unchanged(headers)
         fields = {name: getattr(row, name) for name in row.__struct_fields__}

@@ -23,8 +23,8 @@ def store_place(config: StoreConfig) -> str:
         port = f":{url.port}" if url.port else ""
         place = f"PostgreSQL {host}{port}{url.path or '/'}"
         return f"{place} (schema {config.schema})" if config.schema else place
-    ledger = Path(config.sqlite_path or "oncoledger.db").resolve()
-    return f"SQLite {ledger} (views in {Path(views_path(config)).resolve()})"
+    path = Path(config.sqlite_path or "oncoledger.db").resolve()
+    return f"SQLite {path} (views in {Path(views_path(config)).resolve()})"
 
 
 # -- setup --------------------------------------------------------------------------------------
@@ -55,14 +55,14 @@ def init(session: Session) -> None:
 @pass_session
 def demo(session: Session, quiet: bool, cohort_size: int, seed: int | None, as_json: bool) -> None:
     """Record the demo patients (again: a no-op) and show the case report's patient."""
-    ledger = session.open()
-    recorded = ledger.record_demo(actor=session.actor, source=SOURCE)
-    synthetic = record_cohort(ledger, cohort_size, seed, actor=session.actor, quiet=quiet)
+    service = session.open()
+    recorded = service.record_demo(actor=session.actor, source=SOURCE)
+    synthetic = record_cohort(service, cohort_size, seed, actor=session.actor, quiet=quiet)
     if quiet:
         return
     pid = CASE_REPORT_PATIENT
-    history = ledger.history(pid)
-    views = {name: ledger.read(pid, name) for name in ("stage", "ctc", "response", "survival")}
+    history = service.history(pid)
+    views = {name: service.read(pid, name) for name in ("stage", "ctc", "response", "survival")}
     for resource in ("history", *views):
         session.log_read(resource, pid)
     if as_json:

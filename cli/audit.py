@@ -139,10 +139,10 @@ def audit(
     as_json: bool,
 ) -> None:
     """Every stored event (or PATIENT_ID's) in recording order: who recorded what, when, why."""
-    ledger = session.open()
+    service = session.open()
     entries = []
     while True:
-        page = ledger.audit(
+        page = service.audit(
             patient_id,
             actor=recorded_by,
             type=list(types) or None,
@@ -191,9 +191,9 @@ def access_log(
 
     With --verify: exit code 5 when the access log's chain is broken.
     """
-    ledger = session.open()
+    service = session.open()
     if check:
-        report = ledger.verify_access_log()
+        report = service.verify_access_log()
         if as_json:
             render.emit_json(report)
         elif report.ok:
@@ -203,7 +203,7 @@ def access_log(
                 f"access log broken at entry {report.first_broken_seq}: {report.reason}"
             )
         return
-    page = ledger.access_entries(
+    page = service.access_entries(
         session.actor,
         channel=SOURCE,
         patient_id=patient_id,

@@ -70,9 +70,9 @@ def patient_register(
 @pass_session
 def patient_show(session: Session, patient_id: str, as_json: bool) -> None:
     """One patient's cohort row and stream version."""
-    ledger = session.open()
-    row = ledger.patient(patient_id)
-    version = ledger.version(patient_id)
+    service = session.open()
+    row = service.patient(patient_id)
+    version = service.version(patient_id)
     session.log_read("patient", patient_id)
     if as_json:
         render.emit_json({**msgspec.to_builtins(row), "version": version})

@@ -116,7 +116,7 @@ def import_(session: Session, file: str, as_json: bool) -> None:
     Valid lines are stored, invalid ones reported on stderr as `line N: reason`; the exit code
     is 2 when any line failed.
     """
-    ledger = session.open()
+    service = session.open()
     err = render.console(stderr=True)
     total: int | None = None
     if file != "-":
@@ -134,7 +134,7 @@ def import_(session: Session, file: str, as_json: bool) -> None:
         ) as progress,
     ):
         task = progress.add_task("import", total=total)
-        report = ledger.import_lines(
+        report = service.import_lines(
             lines,
             actor=session.actor,
             progress=lambda n: progress.update(task, completed=n),
@@ -182,8 +182,8 @@ def import_(session: Session, file: str, as_json: bool) -> None:
         raise ImportFailed(f"{len(report.failed)} line(s) failed; the valid lines are stored")
 
 
-def _target_type(ledger: OncoLedger, patient_id: str, event_id: UUID) -> str:
-    return ledger.event(patient_id, event_id).type
+def _target_type(service: OncoLedger, patient_id: str, event_id: UUID) -> str:
+    return service.event(patient_id, event_id).type
 
 
 @click.command(epilog=types_help())
@@ -223,7 +223,7 @@ def amend(
 ) -> None:
     """Correct EVENT_ID with a complete replacement: `--body JSON`, or `--on` + type options."""
     fields = given_fields(options)
-    ledger = session.open()
+    service = session.open()
     if body_json is not None:
         if occurred is not None or estimated or note is not None or fields:
             raise click.UsageError("give either --body or --on with type options, not both")
@@ -231,18 +231,18 @@ def amend(
         if not isinstance(replacement, dict):
             raise click.BadParameter("must be a JSON object", param_hint="'--body'")
         if "type" not in replacement:
-            replacement["type"] = event_type or _target_type(ledger, patient_id, event_id)
+            replacement["type"] = event_type or _target_type(service, patient_id, event_id)
     else:
         if occurred is None:
             raise click.UsageError("give --body JSON, or --on DATE with the type options")
         replacement = build_body(
-            event_type or _target_type(ledger, patient_id, event_id),
+            event_type or _target_type(service, patient_id, event_id),
             occurred=occurred,
             estimated=estimated,
             note=note,
             fields=fields,
         )
-    receipt = ledger.amend(
+    receipt = service.amend(
         patient_id,
         event_id,
         replacement,
