@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import Conflict, NotFound
-
-if TYPE_CHECKING:
-    from projections.root import OncoLedger
 from projections.cbioportal.study import ExportReport, Study, build_study, check_study_id
 from projections.cbioportal.tables import (
     COHORT_PAGE,
     DEFAULT_CANCER_TYPE,
     DEFAULT_STUDY_ID,
 )
+
+if TYPE_CHECKING:
+    from projections.root import OncoLedger
 
 # -- writing ---------------------------------------------------------------------------------
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
 from projections.cbioportal.tables import NA, Attribute, Row
 
 # -- the file formats ------------------------------------------------------------------------

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from domain import events as ev
 from domain.dates import parse
 from domain.errors import ValidationFailed
 from projections import readmodels
-from projections.ctc import CtcView
-from projections.effective import Item, in_force, of_type
-from projections.response import ResponseView
-from projections.stage import StageView
-from projections.survival import SurvivalView
-
-if TYPE_CHECKING:
-    pass
 from projections.cbioportal.formats import number
 from projections.cbioportal.tables import (
     DECLINED,
@@ -29,6 +21,11 @@ from projections.cbioportal.tables import (
     TIMELINES,
     Row,
 )
+from projections.ctc import CtcView
+from projections.effective import Item, in_force, of_type
+from projections.response import ResponseView
+from projections.stage import StageView
+from projections.survival import SurvivalView
 
 
 class PatientRecord:

@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
 
 from domain import events as ev
 from domain.errors import NotFound, ValidationFailed
-
-if TYPE_CHECKING:
-    pass
 from projections.cbioportal.formats import clean, clinical_data, clinical_meta, meta_file, tsv_table
 from projections.cbioportal.record import PatientRecord
 from projections.cbioportal.tables import (

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
-
+from typing import Any
 
 DEFAULT_STUDY_ID = "oncoledger"
 DEFAULT_CANCER_TYPE = "esca"

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID, uuid5
 
 from projections.effective import Item
 from projections.fhir import codes as fc
-
-if TYPE_CHECKING:
-    pass
-
 
 Resource = dict[str, Any]
 # A CTC value per 7.5 mL in UCUM: 7.5 mL written as the integer factor 7500 uL, as UCUM needs.

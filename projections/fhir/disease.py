@@ -4,16 +4,12 @@ imaging and the disease status from the response read model."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from domain import events as ev
 from projections.effective import Item
 from projections.fhir import codes as fc
-from projections.response import compute_response
-
-if TYPE_CHECKING:
-    pass
 from projections.fhir.bundle import (
     Bundle,
     Resource,
@@ -24,6 +20,7 @@ from projections.fhir.bundle import (
     text_or_none,
     with_note,
 )
+from projections.response import compute_response
 
 # -- one mapper per event type ------------------------------------------------------------------
 

@@ -12,9 +12,6 @@ from domain import events as ev
 from domain.errors import NotFound
 from projections.effective import Item, all_items
 from projections.fhir import codes as fc
-
-if TYPE_CHECKING:
-    from projections.root import OncoLedger
 from projections.fhir.bundle import Bundle, Resource, instant, ref
 from projections.fhir.disease import (
     Tumors,
@@ -33,6 +30,9 @@ from projections.fhir.treatment import (
     map_radiotherapy,
     map_surgical,
 )
+
+if TYPE_CHECKING:
+    from projections.root import OncoLedger
 
 # -- corrections --------------------------------------------------------------------------------
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from domain import events as ev
 from projections.ctc import per_7_5_ml
 from projections.effective import Item
 from projections.fhir import codes as fc
-
-if TYPE_CHECKING:
-    pass
 from projections.fhir.bundle import (
     PER_7_5_ML_UCUM,
     Bundle,

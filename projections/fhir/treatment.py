@@ -3,14 +3,11 @@ surgery, ablation and declined therapy."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from domain import events as ev
 from projections.effective import Item
 from projections.fhir import codes as fc
-
-if TYPE_CHECKING:
-    pass
 from projections.fhir.bundle import Bundle, Resource, quantity, ref, with_note
 
 
