@@ -106,9 +106,9 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
     parse_json(body, what="the body")
 
 
-def _ledger(state: State) -> OncoLedger:
-    ledger: OncoLedger = state.ledger
-    return ledger
+def _service(state: State) -> OncoLedger:
+    service: OncoLedger = state.ledger
+    return service
 
 
 def _version() -> str:
@@ -128,17 +128,17 @@ def create_app(config: StoreConfig | None = None, *, projector: bool | None = No
 
     @asynccontextmanager
     async def open_ledger(app: Litestar) -> AsyncIterator[None]:
-        ledger = await anyio.to_thread.run_sync(
+        service = await anyio.to_thread.run_sync(
             functools.partial(OncoLedger, store, project_inline=False)
         )
         if projector:
-            await anyio.to_thread.run_sync(ledger.catch_up_views)  # e.g. after an import
-            ledger.start_projector()
-        app.state.ledger = ledger
+            await anyio.to_thread.run_sync(service.catch_up_views)  # e.g. after an import
+            service.start_projector()
+        app.state.ledger = service
         try:
             yield
         finally:
-            await anyio.to_thread.run_sync(ledger.close)
+            await anyio.to_thread.run_sync(service.close)
 
     return Litestar(
         route_handlers=[
@@ -163,7 +163,7 @@ def create_app(config: StoreConfig | None = None, *, projector: bool | None = No
             docs_assets(),
         ],
         lifespan=[open_ledger],
-        dependencies={"ledger": Provide(_ledger, sync_to_thread=False)},
+        dependencies={"service": Provide(_service, sync_to_thread=False)},
         exception_handlers=pages_as_html({**EXCEPTION_HANDLERS, **STORAGE_EXCEPTION_HANDLERS}),
         before_request=require_json_body,
         request_max_body_size=MAX_BODY_BYTES,

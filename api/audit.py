@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 from msgspec import Meta, Struct
@@ -103,11 +103,33 @@ class ExportDocument(Struct, frozen=True, kw_only=True):
     ]
 
 
+def audit_query(
+    actor: Actor = None,
+    type: EventTypes = None,
+    since: Since = None,
+    until: Until = None,
+    corrections: Corrections = False,
+    after: AuditAfter = None,
+    limit: AuditLimit = 100,
+) -> dict[str, Any]:
+    """The audit trail's query parameters, one dependency for both audit routes."""
+    return {
+        "actor": actor,
+        "type": type,
+        "since": since,
+        "until": until,
+        "corrections": corrections,
+        "after": after,
+        "limit": limit,
+    }
+
+
 class AuditController(Controller):
     path = "/api/v1"
     tags = ("audit",)
     security = SECURITY
     guards = [requires("audit")]
+    dependencies = {"selection": Provide(audit_query, sync_to_thread=False)}
 
     @get(
         path="/audit",
@@ -120,25 +142,11 @@ class AuditController(Controller):
     def ledger_audit(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        actor: Actor = None,
-        type: EventTypes = None,
-        since: Since = None,
-        until: Until = None,
-        corrections: Corrections = False,
-        after: AuditAfter = None,
-        limit: AuditLimit = 100,
+        service: NamedDependency[OncoLedger],
+        selection: NamedDependency[dict[str, Any]],
     ) -> AuditPage:
-        page = ledger.audit(
-            actor=actor,
-            type=type,
-            since=since,
-            until=until,
-            corrections=corrections,
-            after=after,
-            limit=limit,
-        )
-        log_read(ledger, request, "audit")
+        page = service.audit(**selection)
+        log_read(service, request, "audit")
         return page
 
     @get(
@@ -152,27 +160,12 @@ class AuditController(Controller):
     def patient_audit(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
-        actor: Actor = None,
-        type: EventTypes = None,
-        since: Since = None,
-        until: Until = None,
-        corrections: Corrections = False,
-        after: AuditAfter = None,
-        limit: AuditLimit = 100,
+        selection: NamedDependency[dict[str, Any]],
     ) -> AuditPage:
-        page = ledger.audit(
-            patient_id,
-            actor=actor,
-            type=type,
-            since=since,
-            until=until,
-            corrections=corrections,
-            after=after,
-            limit=limit,
-        )
-        log_read(ledger, request, "audit", patient_id)
+        page = service.audit(patient_id, **selection)
+        log_read(service, request, "audit", patient_id)
         return page
 
     @get(
@@ -188,7 +181,7 @@ class AuditController(Controller):
     def access_log(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: AccessPatient = None,
         actor: Actor = None,
         since: Since = None,
@@ -196,7 +189,7 @@ class AuditController(Controller):
         after: AccessAfter = None,
         limit: AccessLimit = 100,
     ) -> AccessPage:
-        return ledger.access_entries(
+        return service.access_entries(
             request.auth.name,
             channel="api",
             address=client_address(request),
@@ -226,10 +219,10 @@ class AuditController(Controller):
     def export(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
     ) -> Response[dict[str, Any]]:
         # Sent as the domain built it: a typed copy could drop a field and break the chain.
-        document = ledger.export(patient_id)
-        log_read(ledger, request, "export", patient_id)
+        document = service.export(patient_id)
+        log_read(service, request, "export", patient_id)
         return Response(document, headers={"Cache-Control": "private, no-cache"})

@@ -32,8 +32,8 @@ def requires(permission: Permission) -> Guard:
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         token = bearer_token(connection.headers.get("authorization"))
-        ledger: OncoLedger = connection.app.state.ledger
-        principal = await anyio.to_thread.run_sync(ledger.tokens.authenticate, token)
+        service: OncoLedger = connection.app.state.ledger
+        principal = await anyio.to_thread.run_sync(service.tokens.authenticate, token)
         if principal is None:
             raise Unauthorized(
                 "unknown or revoked token", field="Authorization", rule="bearer_token"

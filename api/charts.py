@@ -29,7 +29,7 @@ _DESCRIPTION = (
 
 
 def chart_response(
-    ledger: OncoLedger,
+    service: OncoLedger,
     request: Request[Any, Principal, Any],
     patient_id: str,
     fmt: Format,
@@ -40,12 +40,12 @@ def chart_response(
 ) -> Response[Any]:
     """The figure of one patient as a conditional, access-logged read."""
     return patient_read(
-        ledger,
+        service,
         request,
         patient_id,
         "chart",
         if_none_match,
-        lambda: ledger.chart(patient_id, fmt, as_of=utc(as_of), rule=rule),
+        lambda: service.chart(patient_id, fmt, as_of=utc(as_of), rule=rule),
         media_type=MEDIA_TYPES[fmt],
         headers={"Content-Disposition": f'inline; filename="{patient_id}-ctc-stage.{fmt}"'},
     )
@@ -86,14 +86,14 @@ def _chart_route(fmt: Format) -> HTTPRouteHandler:
     )
     def chart(
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         as_of: AsOf = None,
         rule: Rule = None,
         if_none_match: IfNoneMatch = None,
     ) -> Response[bytes]:
         return chart_response(
-            ledger, request, patient_id, fmt, if_none_match, as_of=as_of, rule=rule
+            service, request, patient_id, fmt, if_none_match, as_of=as_of, rule=rule
         )
 
     return chart

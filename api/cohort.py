@@ -5,39 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from api.auth import SECURITY, requires
-from api.cohort_filters import (
-    BirthYearMax,
-    BirthYearMin,
-    ConcordanceIn,
-    CtcMax,
-    CtcMin,
-    CtcTrendIn,
-    EventsMax,
-    EventsMin,
-    HistologyIn,
-    OsMonthsMax,
-    OsMonthsMin,
-    PrimarySiteIn,
-    RecordedMax,
-    RecordedMin,
-    SexIn,
-    StageGroupIn,
-    StatusAliasIn,
-    StatusIn,
-    Synthetic,
-    filters_of,
-)
+from api.cohort_filters import DEPENDENCIES, CohortFilters
 from api.errors import error_responses
 from api.params import AsOf, Rule, utc
 from api.reads import log_read
 from projections.cohort_subjects import Grouping
-from projections.cohort_survival import SurvivalReport
+from projections.figure import MEDIA_TYPES
 from projections.root import OncoLedger, Principal
+from projections.survival_report import SurvivalReport
 
 Landmark = Annotated[
     float | None,
@@ -48,13 +28,30 @@ Landmark = Annotated[
         "patients alive and followed beyond it, start the clock there",
     ),
 ]
-_MEDIA = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
+
+
+def survival_query(
+    by: Annotated[Grouping, QueryParameter(description="Group patients by this")],
+    filters: CohortFilters,
+    rule: Rule = None,
+    as_of: AsOf = None,
+    landmark: Landmark = None,
+) -> dict[str, Any]:
+    """What both survival routes take, as `OncoLedger.cohort_survival`'s arguments."""
+    return {
+        "by": by,
+        "filters": filters,
+        "rule": rule,
+        "as_of": utc(as_of),
+        "landmark_months": landmark,
+    }
 
 
 class CohortController(Controller):
     path = "/api/v1/cohort"
     tags = ("cohort",)
     security = SECURITY
+    dependencies = {**DEPENDENCIES, "selection": Provide(survival_query, sync_to_thread=False)}
 
     @get(
         path="/survival",
@@ -75,44 +72,14 @@ class CohortController(Controller):
     def survival(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        by: Annotated[Grouping, QueryParameter(description="Group patients by this")],
-        sex: SexIn = None,
-        histology: HistologyIn = None,
-        primary_site: PrimarySiteIn = None,
-        stage_group: StageGroupIn = None,
-        ctc_trend: CtcTrendIn = None,
-        concordance: ConcordanceIn = None,
-        survival_status: StatusIn = None,
-        status: StatusAliasIn = None,
-        birth_year_min: BirthYearMin = None,
-        birth_year_max: BirthYearMax = None,
-        ctc_latest_per_7_5_ml_min: CtcMin = None,
-        ctc_latest_per_7_5_ml_max: CtcMax = None,
-        os_months_min: OsMonthsMin = None,
-        os_months_max: OsMonthsMax = None,
-        events_min: EventsMin = None,
-        events_max: EventsMax = None,
-        last_recorded_at_min: RecordedMin = None,
-        last_recorded_at_max: RecordedMax = None,
-        synthetic: Synthetic = None,
-        rule: Rule = None,
-        as_of: AsOf = None,
-        landmark: Landmark = None,
+        service: NamedDependency[OncoLedger],
+        selection: NamedDependency[dict[str, Any]],
         cox: Annotated[
             bool, QueryParameter(description="Fit the stage-adjusted Cox model (slower)")
         ] = True,
     ) -> SurvivalReport:
-        filters = filters_of(locals())
-        analysis = ledger.cohort_survival(
-            by=by,
-            filters=filters,
-            rule=rule,
-            as_of=utc(as_of),
-            landmark_months=landmark,
-            with_cox=cox,
-        )
-        log_read(ledger, request, "cohort-survival")
+        analysis = service.cohort_survival(**selection, with_cox=cox)
+        log_read(service, request, "cohort-survival")
         return analysis.report
 
     @get(
@@ -132,44 +99,14 @@ class CohortController(Controller):
     def survival_plot(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        by: Annotated[Grouping, QueryParameter(description="Group patients by this")],
-        sex: SexIn = None,
-        histology: HistologyIn = None,
-        primary_site: PrimarySiteIn = None,
-        stage_group: StageGroupIn = None,
-        ctc_trend: CtcTrendIn = None,
-        concordance: ConcordanceIn = None,
-        survival_status: StatusIn = None,
-        status: StatusAliasIn = None,
-        birth_year_min: BirthYearMin = None,
-        birth_year_max: BirthYearMax = None,
-        ctc_latest_per_7_5_ml_min: CtcMin = None,
-        ctc_latest_per_7_5_ml_max: CtcMax = None,
-        os_months_min: OsMonthsMin = None,
-        os_months_max: OsMonthsMax = None,
-        events_min: EventsMin = None,
-        events_max: EventsMax = None,
-        last_recorded_at_min: RecordedMin = None,
-        last_recorded_at_max: RecordedMax = None,
-        synthetic: Synthetic = None,
-        rule: Rule = None,
-        as_of: AsOf = None,
-        landmark: Landmark = None,
+        service: NamedDependency[OncoLedger],
+        selection: NamedDependency[dict[str, Any]],
         format: Annotated[
             Literal["svg", "pdf", "png"], QueryParameter(description="Image format")
         ] = "svg",
     ) -> Response[bytes]:
         from projections.survival_plot import plot_bytes
 
-        filters = filters_of(locals())
-        analysis = ledger.cohort_survival(
-            by=by,
-            filters=filters,
-            rule=rule,
-            as_of=utc(as_of),
-            landmark_months=landmark,
-            with_cox=False,
-        )
-        log_read(ledger, request, "cohort-survival-plot")
-        return Response(plot_bytes(analysis, format), media_type=_MEDIA[format])
+        analysis = service.cohort_survival(**selection, with_cox=False)
+        log_read(service, request, "cohort-survival-plot")
+        return Response(plot_bytes(analysis, format), media_type=MEDIA_TYPES[format])

@@ -1,99 +1,94 @@
-"""The cohort index's filters as query parameters, for every route that selects a cohort
-(`GET /api/v1/patients`, `GET /api/v1/cohort/survival[/plot]`).
+"""The cohort index's filters as query parameters, one dependency for every route that selects a
+cohort (`GET /api/v1/patients`, `GET /api/v1/cohort/survival[/plot]`).
 
-Each route declares the parameters in its own signature (the OpenAPI document and the query
-check read them from there), typed with the aliases below, and hands them to `filters_of`,
-which turns them into the service layer's `filters` in one place.
+The parameters are generated from the one list of filters (`projections.cohort_filters`) into
+the signature of `cohort_filters`, a Litestar dependency: Litestar reads that signature for
+validation and the OpenAPI document, and the query check (`api/query_checks.py`) reads it to
+know which names a route takes. A route declares `filters: CohortFilters` and gets them as the
+service layer's `filters`.
 """
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
-from api.params import MAX_BIGINT, utc
-from domain import events as ev
-from projections.ctc import ConcordanceStatus, CtcTrend
+from api.params import utc
+from projections import cohort_filters as vocabulary
 
-SurvivalStatus = Literal["alive", "dead", "unknown"]
-# Bounds keep every value storable (BIGINT) and finite; the columns hold nothing beyond them.
-_YEARS: dict[str, float] = {"ge": 1850, "le": 2200}
-_COUNTS: dict[str, float] = {"ge": 0, "le": MAX_BIGINT}
-_AMOUNTS: dict[str, float] = {"ge": 0, "le": 1e12}
+# `status` is an older spelling of `survival_status`, still accepted.
+_ALIASES = {"status": "survival_status"}
+_annotated: Any = Annotated  # the parameters' types are built at run time
+_list: Any = list
 
 
-def _any_of(what: str) -> QueryParameter:
-    return QueryParameter(description=f"Only patients whose {what} is one of these (repeatable)")
+def _any_of(filter: vocabulary.AnyOf, name: str, what: str) -> inspect.Parameter:
+    description = f"Only patients whose {what} is one of these (repeatable)"
+    kind = _annotated[_list[filter.value] | None, QueryParameter(description=description)]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
 
 
-def _bound(
-    what: str, bound: str, *, ge: float | None = None, le: float | None = None
-) -> QueryParameter:
-    return QueryParameter(ge=ge, le=le, description=f"Only patients whose {what} is {bound} this")
+def _parameters() -> list[inspect.Parameter]:
+    parameters = [_any_of(f, f.name, f.what) for f in vocabulary.EQUALITY]
+    for alias, name in _ALIASES.items():
+        same = next(f for f in vocabulary.EQUALITY if f.name == name)
+        parameters.append(_any_of(same, alias, f"{same.what} (same as {name})"))
+    for between in vocabulary.RANGES:
+        for name, bound in between.bounds:
+            description = f"Only patients whose {between.what} is {bound} this"
+            kind = _annotated[
+                between.value | None,
+                QueryParameter(ge=between.ge, le=between.le, description=description),
+            ]
+            parameters.append(
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind
+                )
+            )
+    synthetic = Annotated[
+        bool | None,
+        QueryParameter(
+            description="true: only synthetic patients (SYN-/DEMO- ids); false: only real "
+            "ones; absent: both"
+        ),
+    ]
+    parameters.append(
+        inspect.Parameter(
+            vocabulary.SYNTHETIC,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=synthetic,
+        )
+    )
+    return parameters
 
 
-SexIn = Annotated[list[ev.Sex] | None, _any_of("sex")]
-HistologyIn = Annotated[list[ev.Histology] | None, _any_of("histology")]
-PrimarySiteIn = Annotated[list[str] | None, _any_of("primary site")]
-StageGroupIn = Annotated[list[str] | None, _any_of("current stage group (e.g. IVB, unknown)")]
-CtcTrendIn = Annotated[list[CtcTrend] | None, _any_of("CTC trend")]
-ConcordanceIn = Annotated[list[ConcordanceStatus] | None, _any_of("CTC/stage concordance")]
-StatusIn = Annotated[list[SurvivalStatus] | None, _any_of("survival status")]
-StatusAliasIn = Annotated[
-    list[SurvivalStatus] | None, _any_of("survival status (same as survival_status)")
-]
-BirthYearMin = Annotated[int | None, _bound("birth year", "at least", **_YEARS)]
-BirthYearMax = Annotated[int | None, _bound("birth year", "at most", **_YEARS)]
-CtcMin = Annotated[float | None, _bound("latest CTC per 7.5 mL", "at least", **_AMOUNTS)]
-CtcMax = Annotated[float | None, _bound("latest CTC per 7.5 mL", "at most", **_AMOUNTS)]
-OsMonthsMin = Annotated[float | None, _bound("overall survival in months", "at least", **_AMOUNTS)]
-OsMonthsMax = Annotated[float | None, _bound("overall survival in months", "at most", **_AMOUNTS)]
-EventsMin = Annotated[int | None, _bound("number of events", "at least", **_COUNTS)]
-EventsMax = Annotated[int | None, _bound("number of events", "at most", **_COUNTS)]
-RecordedMin = Annotated[datetime | None, _bound("last recording time", "at or after")]
-RecordedMax = Annotated[datetime | None, _bound("last recording time", "at or before")]
-Synthetic = Annotated[
-    bool | None,
-    QueryParameter(
-        description="true: only synthetic patients (SYN-/DEMO- ids); false: only real ones; "
-        "absent: both"
-    ),
-]
+def cohort_filters(**given: Any) -> dict[str, Any]:
+    """The filters given, as the service layer takes them: aliases merged into their filter,
+    timestamps read as UTC, absent ones left out."""
+    for alias, name in _ALIASES.items():
+        extra = given.pop(alias, None)
+        if extra:
+            given[name] = (given.get(name) or []) + extra
+    for name, value in given.items():
+        if isinstance(value, datetime):
+            given[name] = utc(value)
+    return {name: value for name, value in given.items() if value is not None}
 
 
-FILTER_PARAMETERS: tuple[str, ...] = (
-    "sex",
-    "histology",
-    "primary_site",
-    "stage_group",
-    "ctc_trend",
-    "concordance",
-    "survival_status",
-    "status",
-    "birth_year_min",
-    "birth_year_max",
-    "ctc_latest_per_7_5_ml_min",
-    "ctc_latest_per_7_5_ml_max",
-    "os_months_min",
-    "os_months_max",
-    "events_min",
-    "events_max",
-    "last_recorded_at_min",
-    "last_recorded_at_max",
-    "synthetic",
+_PARAMETERS = _parameters()
+cohort_filters.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    _PARAMETERS, return_annotation=dict[str, Any]
 )
+cohort_filters.__annotations__ = {
+    **{p.name: p.annotation for p in _PARAMETERS},
+    "return": dict[str, Any],
+}
 
-
-def filters_of(parameters: dict[str, Any]) -> dict[str, Any]:
-    """The filter parameters among a handler's `parameters` (its `locals()`), as the service
-    layer takes them: `status` merged into `survival_status`, timestamps read as UTC, absent
-    ones left out."""
-    given = {name: parameters.get(name) for name in FILTER_PARAMETERS}
-    status = given.pop("status", None)
-    if status:
-        given["survival_status"] = (given.get("survival_status") or []) + status
-    for key in ("last_recorded_at_min", "last_recorded_at_max"):
-        given[key] = utc(given.get(key))
-    return {k: v for k, v in given.items() if v is not None}
+# What a route declares to receive them, and the provider it registers under that name.
+CohortFilters = NamedDependency[dict[str, Any]]
+DEPENDENCIES = {"filters": Provide(cohort_filters, sync_to_thread=False)}

@@ -59,12 +59,12 @@ class ErasureController(Controller):
     def erase(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         data: JSONBody[SkipValidation[ErasureRequest]],
     ) -> Response[ErasureRecord]:
         body = decode(data, ErasureRequest)
-        erasure = ledger.erase(
+        erasure = service.erase(
             patient_id, actor=request.auth.name, reason=body.reason, channel="api"
         )
         record = ErasureRecord.of(erasure)
@@ -78,5 +78,5 @@ class ErasureController(Controller):
         guards=[requires("audit")],
         responses=error_responses(401, 403),
     )
-    def erasures(self, ledger: NamedDependency[OncoLedger]) -> list[ErasureRecord]:
-        return [ErasureRecord.of(e) for e in ledger.erasures()]
+    def erasures(self, service: NamedDependency[OncoLedger]) -> list[ErasureRecord]:
+        return [ErasureRecord.of(e) for e in service.erasures()]

@@ -56,7 +56,7 @@ def _receipt(receipt: LedgerReceipt) -> Response[Receipt]:
 
 
 def _correct(
-    ledger: OncoLedger,
+    service: OncoLedger,
     request: Request[Any, Principal, Any],
     patient_id: str,
     target: UUID,
@@ -73,9 +73,9 @@ def _correct(
         "expected_version": expected_version(if_match),
     }
     if isinstance(correction, Amendment):
-        receipt = ledger.amend(patient_id, target, correction.replacement, **common)
+        receipt = service.amend(patient_id, target, correction.replacement, **common)
     else:
-        receipt = ledger.retract(patient_id, target, **common)
+        receipt = service.retract(patient_id, target, **common)
     return _receipt(receipt)
 
 
@@ -100,12 +100,12 @@ class EventController(Controller):
     def append(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         data: JSONBody[SkipValidation[EventRequest]],
         if_match: IfMatch = None,
     ) -> Response[Receipt]:
-        (receipt,) = ledger.append(
+        (receipt,) = service.append(
             patient_id,
             [data],
             actor=request.auth.name,
@@ -129,13 +129,13 @@ class EventController(Controller):
     def append_batch(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         data: JSONBody[SkipValidation[EventBatchCreate]],
         if_match: IfMatch = None,
     ) -> Response[Receipts]:
         batch = decode(data, EventBatch)
-        receipts = ledger.append(
+        receipts = service.append(
             patient_id,
             batch.events,
             actor=request.auth.name,
@@ -164,17 +164,17 @@ class EventController(Controller):
     def history(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         as_of: AsOf = None,
         upto: Upto = None,
         if_none_match: IfNoneMatch = None,
     ) -> Response[PatientHistory]:
         def produce() -> PatientHistory:
-            events = ledger.history(patient_id, as_of=utc(as_of), upto=upto)
+            events = service.history(patient_id, as_of=utc(as_of), upto=upto)
             return PatientHistory(patient_id=patient_id, events=events)
 
-        return patient_read(ledger, request, patient_id, "history", if_none_match, produce)
+        return patient_read(service, request, patient_id, "history", if_none_match, produce)
 
     @post(
         path="/{event_id:str}/amendments",
@@ -191,13 +191,13 @@ class EventController(Controller):
     def amend(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         event_id: EventIdPath,
         data: JSONBody[SkipValidation[AmendmentCreate]],
         if_match: IfMatch = None,
     ) -> Response[Receipt]:
-        return _correct(ledger, request, patient_id, event_id, decode(data, Amendment), if_match)
+        return _correct(service, request, patient_id, event_id, decode(data, Amendment), if_match)
 
     @post(
         path="/{event_id:str}/retractions",
@@ -213,10 +213,10 @@ class EventController(Controller):
     def retract(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         event_id: EventIdPath,
         data: JSONBody[SkipValidation[Retraction]],
         if_match: IfMatch = None,
     ) -> Response[Receipt]:
-        return _correct(ledger, request, patient_id, event_id, decode(data, Retraction), if_match)
+        return _correct(service, request, patient_id, event_id, decode(data, Retraction), if_match)

@@ -97,17 +97,17 @@ class FeedController(Controller):
     async def events(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         after: FeedAfter = 0,
         limit: FeedLimit = 100,
         wait: FeedWait = 0,
     ) -> FeedPage:
         check_wait(wait)
-        feed = ledger.feed
+        feed = service.feed
         page = await anyio.to_thread.run_sync(feed.page, after, limit)
         if not page.events and wait > 0 and await feed.wait_async(after, wait):
             page = await anyio.to_thread.run_sync(feed.page, after, limit)
-        await anyio.to_thread.run_sync(log_read, ledger, request, "feed")
+        await anyio.to_thread.run_sync(log_read, service, request, "feed")
         return page
 
     @get(
@@ -125,15 +125,15 @@ class FeedController(Controller):
     async def stream(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         after: StreamAfter = None,
         last_event_id: LastEventId = None,
     ) -> ServerSentEvent:
         start = _resume_position(last_event_id, after)
         # A bad start is refused with a status before the stream begins.
-        await anyio.to_thread.run_sync(ledger.feed.page, start, 1)
+        await anyio.to_thread.run_sync(service.feed.page, start, 1)
         return ServerSentEvent(
-            _messages(ledger, request, start),
+            _messages(service, request, start),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
@@ -152,15 +152,15 @@ def _resume_position(last_event_id: str | None, after: int | None) -> int:
 
 
 async def _messages(
-    ledger: OncoLedger, request: Request[Any, Principal, Any], position: int
+    service: OncoLedger, request: Request[Any, Principal, Any], position: int
 ) -> AsyncIterator[ServerSentEventMessage]:
-    feed = ledger.feed
+    feed = service.feed
     ends = time.monotonic() + STREAM_LIFETIME_SECONDS
     yield ServerSentEventMessage(data=None, retry=_RECONNECT_MS, comment="oncoledger feed")
     while time.monotonic() < ends:
         page = await anyio.to_thread.run_sync(feed.page, position, STREAM_BATCH)
         if page.events:
-            await anyio.to_thread.run_sync(log_read, ledger, request, "feed")
+            await anyio.to_thread.run_sync(log_read, service, request, "feed")
             for event in page.events:
                 yield ServerSentEventMessage(data=_json.encode(event), id=event["position"])
             position = page.next_after

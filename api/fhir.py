@@ -45,18 +45,18 @@ class FhirController(Controller):
     def fhir_bundle(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         as_of: AsOf = None,
         upto: Upto = None,
         if_none_match: IfNoneMatch = None,
     ) -> Response[dict[str, Any]]:
         return patient_read(
-            ledger,
+            service,
             request,
             patient_id,
             "fhir",
             if_none_match,
-            lambda: export_fhir(ledger, patient_id, as_of=utc(as_of), upto=upto),
+            lambda: export_fhir(service, patient_id, as_of=utc(as_of), upto=upto),
             media_type=FHIR_JSON,
         )

@@ -29,9 +29,9 @@ class IntegrityController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     def verify(
-        self, ledger: NamedDependency[OncoLedger], patient_id: PatientIdPath
+        self, service: NamedDependency[OncoLedger], patient_id: PatientIdPath
     ) -> Verification:
-        return Verification.of(ledger.verify(patient_id))
+        return Verification.of(service.verify(patient_id))
 
     @get(
         path="/ledger/digest",
@@ -40,5 +40,5 @@ class IntegrityController(Controller):
         sync_to_thread=True,
         responses=error_responses(400, 401, 403),
     )
-    def digest(self, ledger: NamedDependency[OncoLedger], as_of: AsOf = None) -> LedgerDigest:
-        return ledger.digest(as_of=utc(as_of))
+    def digest(self, service: NamedDependency[OncoLedger], as_of: AsOf = None) -> LedgerDigest:
+        return service.digest(as_of=utc(as_of))

@@ -88,9 +88,9 @@ class PageController(Controller):
 
     @get(path="/", sync_to_thread=True)
     def cohort(
-        self, request: Request[Any, Any, Any], ledger: NamedDependency[OncoLedger]
+        self, request: Request[Any, Any, Any], service: NamedDependency[OncoLedger]
     ) -> Response[str]:
-        session = signed_in(request, ledger)
+        session = signed_in(request, service)
         chosen: dict[str, list[str]] = {}
         for name, (label, allowed) in FILTERS.items():
             values = [v for v in request.query_params.getall(name, []) if v != ""]
@@ -129,10 +129,10 @@ class PageController(Controller):
                 rule="sort_column",
             )
         cursor = _one(request, "cursor")
-        result = ledger.patients(
+        result = service.patients(
             filters={**chosen, **bounds}, sort=sort, limit=PAGE_SIZE, cursor=cursor, count=True
         )
-        log_page(ledger, request, session, "patients")
+        log_page(service, request, session, "patients")
         query = [(k, v) for k, values in chosen.items() for v in values]
         query += [(k, str(v)) for k, v in bounds.items()] + [("sort", sort)]
         next_url = None
@@ -157,19 +157,19 @@ class PageController(Controller):
     def patient(
         self,
         request: Request[Any, Any, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
     ) -> Response[str]:
-        session = signed_in(request, ledger)
+        session = signed_in(request, service)
         as_of = _as_of(_one(request, "as_of"))
         rule = _rule(_one(request, "rule"))
-        row = ledger.patient(patient_id)
+        row = service.patient(patient_id)
         views: dict[str, Any] = {
-            name: ledger.read(patient_id, name, as_of=as_of, rule=rule if name == "ctc" else None)
+            name: service.read(patient_id, name, as_of=as_of, rule=rule if name == "ctc" else None)
             for name in ("timeline", "stage", "ctc", "response", "survival")
         }
-        figure = ledger.figure(patient_id, as_of=as_of, rule=rule)
-        svg = ledger.draw(figure, "svg").decode()
+        figure = service.figure(patient_id, as_of=as_of, rule=rule)
+        svg = service.draw(figure, "svg").decode()
         # Every lesion as measured at each imaging in force (the response view keeps sums).
         measurements = [
             (entry.occurred, lesion)
@@ -177,7 +177,7 @@ class PageController(Controller):
             if entry.type == "imaging" and entry.status != "retracted"
             for lesion in entry.event.get("lesions") or []
         ]
-        log_page(ledger, request, session, "patient-page", patient_id)
+        log_page(service, request, session, "patient-page", patient_id)
         query = urlencode(
             [(k, v) for k, v in (("rule", rule), ("as_of", _one(request, "as_of"))) if v]
         )
@@ -206,39 +206,39 @@ class PageController(Controller):
     def chart_svg(
         self,
         request: Request[Any, Any, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
     ) -> Response[Any]:
-        return self._chart(request, ledger, patient_id, "svg")
+        return self._chart(request, service, patient_id, "svg")
 
     @get(path="/{patient_id:str}/chart.png", sync_to_thread=True)
     def chart_png(
         self,
         request: Request[Any, Any, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
     ) -> Response[Any]:
-        return self._chart(request, ledger, patient_id, "png")
+        return self._chart(request, service, patient_id, "png")
 
     @get(path="/{patient_id:str}/chart.pdf", sync_to_thread=True)
     def chart_pdf(
         self,
         request: Request[Any, Any, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
     ) -> Response[Any]:
-        return self._chart(request, ledger, patient_id, "pdf")
+        return self._chart(request, service, patient_id, "pdf")
 
     def _chart(
-        self, request: Request[Any, Any, Any], ledger: OncoLedger, patient_id: str, fmt: Format
+        self, request: Request[Any, Any, Any], service: OncoLedger, patient_id: str, fmt: Format
     ) -> Response[Any]:
         """The figure for download under the page's cookie (same rule and as_of as the page)."""
-        session = signed_in(request, ledger)
+        session = signed_in(request, service)
         as_of = _as_of(_one(request, "as_of"))
         rule = _rule(_one(request, "rule"))
-        version = ledger.version(patient_id)
-        content = ledger.chart(patient_id, fmt, as_of=as_of, rule=rule)
-        log_page(ledger, request, session, "chart", patient_id)
+        version = service.version(patient_id)
+        content = service.chart(patient_id, fmt, as_of=as_of, rule=rule)
+        log_page(service, request, session, "chart", patient_id)
         return chart_download(patient_id, fmt, content, version)
 
 

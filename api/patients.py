@@ -11,28 +11,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
 from api.auth import SECURITY, requires
-from api.cohort_filters import (
-    BirthYearMax,
-    BirthYearMin,
-    ConcordanceIn,
-    CtcMax,
-    CtcMin,
-    CtcTrendIn,
-    EventsMax,
-    EventsMin,
-    HistologyIn,
-    OsMonthsMax,
-    OsMonthsMin,
-    PrimarySiteIn,
-    RecordedMax,
-    RecordedMin,
-    SexIn,
-    StageGroupIn,
-    StatusAliasIn,
-    StatusIn,
-    Synthetic,
-    filters_of,
-)
+from api.cohort_filters import DEPENDENCIES, CohortFilters
 from api.errors import error_responses
 from api.params import IfNoneMatch, PatientIdPath, etag, not_modified
 from api.reads import log_read, read_headers, replay_header, replay_headers, unchanged
@@ -72,11 +51,11 @@ class PatientController(Controller):
     def register(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         data: JSONBody[SkipValidation[PatientCreate]],
     ) -> Response[Receipt]:
         body = decode(data, PatientCreate)
-        receipt = ledger.register(
+        receipt = service.register(
             body.patient_id, body.registration(), actor=request.auth.name, source="api"
         )
         return Response(
@@ -91,6 +70,7 @@ class PatientController(Controller):
     @get(
         path="/",
         operation_id="listPatients",
+        dependencies=DEPENDENCIES,
         summary="The cohort index",
         description="One row per patient, filtered (filters combine with AND; a repeated "
         "equality filter matches any of its values), sorted and paged: pass `next_cursor` as "
@@ -102,26 +82,8 @@ class PatientController(Controller):
     def list_patients(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
-        sex: SexIn = None,
-        histology: HistologyIn = None,
-        primary_site: PrimarySiteIn = None,
-        stage_group: StageGroupIn = None,
-        ctc_trend: CtcTrendIn = None,
-        concordance: ConcordanceIn = None,
-        survival_status: StatusIn = None,
-        status: StatusAliasIn = None,
-        birth_year_min: BirthYearMin = None,
-        birth_year_max: BirthYearMax = None,
-        ctc_latest_per_7_5_ml_min: CtcMin = None,
-        ctc_latest_per_7_5_ml_max: CtcMax = None,
-        os_months_min: OsMonthsMin = None,
-        os_months_max: OsMonthsMax = None,
-        events_min: EventsMin = None,
-        events_max: EventsMax = None,
-        last_recorded_at_min: RecordedMin = None,
-        last_recorded_at_max: RecordedMax = None,
-        synthetic: Synthetic = None,
+        service: NamedDependency[OncoLedger],
+        filters: CohortFilters,
         sort: Annotated[
             str,
             QueryParameter(
@@ -138,15 +100,14 @@ class PatientController(Controller):
             QueryParameter(description="Also count every matching row into `total` (slower)"),
         ] = False,
     ) -> PatientPage:
-        filters = locals()  # the parameters, before any other local is bound
-        page = ledger.patients(
-            filters=filters_of(filters),
+        page = service.patients(
+            filters=filters,
             sort=sort,
             limit=limit,
             cursor=cursor,
             count=count,
         )
-        log_read(ledger, request, "patients")
+        log_read(service, request, "patients")
         return page
 
     @get(
@@ -164,13 +125,13 @@ class PatientController(Controller):
     def get_patient(
         self,
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         if_none_match: IfNoneMatch = None,
     ) -> Response[Patient]:
-        row = ledger.patient(patient_id)
+        row = service.patient(patient_id)
         headers = {"ETag": etag(row.events), "Cache-Control": "private, no-cache"}
-        log_read(ledger, request, "patient", patient_id)
+        log_read(service, request, "patient", patient_id)
         if not_modified(if_none_match, row.events):
             return unchanged(headers)
         fields = {name: getattr(row, name) for name in row.__struct_fields__}

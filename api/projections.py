@@ -33,9 +33,9 @@ class ProjectionController(Controller):
         sync_to_thread=True,
         responses=error_responses(401, 403),
     )
-    def status(self, ledger: NamedDependency[OncoLedger]) -> ProjectionStatus:
-        status = ledger.projection_status()
-        running = ledger.projector is not None and ledger.projector.running
+    def status(self, service: NamedDependency[OncoLedger]) -> ProjectionStatus:
+        status = service.projection_status()
+        running = service.projector is not None and service.projector.running
         return ProjectionStatus(
             position=status["position"], head=status["head"], lag=status["lag"], projector=running
         )

@@ -2,8 +2,10 @@
 
 A parameter the route does not take is refused (a mistyped filter would otherwise be ignored
 and answer with the whole cohort), and an integer parameter must be written as digits (the
-lenient parse would read `limit=1e3` as 1000). The declared parameters come from the handler's
-own signature, so the check cannot drift from the routes or the OpenAPI document.
+lenient parse would read `limit=1e3` as 1000). The declared parameters come from the signatures
+of the handler and of the dependencies it takes (the cohort filters are one), the same ones
+Litestar reads for the OpenAPI document, so the check cannot drift from the routes or the
+document.
 """
 
 from __future__ import annotations
@@ -50,13 +52,32 @@ def check_query(request: Request[Any, Any, Any]) -> None:
 
 @cache
 def _query_parameters(handler: HTTPRouteHandler, path_params: frozenset[str]) -> dict[str, bool]:
-    """The query parameters `handler` declares, by name, each with whether it is an integer."""
+    """The query parameters `handler` and its dependencies declare, by name, each with whether
+    it is an integer."""
     model = handler.create_kwargs_model(path_parameters=dict.fromkeys(path_params))  # type: ignore[arg-type]
-    signature = handler.parsed_fn_signature.parameters
+    annotations = _annotations(handler)
     declared: dict[str, bool] = {}
     for param in model.expected_query_params:
         if param.param_type is not ParamType.QUERY:
             continue
-        annotation = signature[param.field_name].annotation
+        annotation = annotations[param.field_name]
         declared[param.field_alias] = int in (typing.get_args(annotation) or (annotation,))
     return declared
+
+
+def _annotations(handler: HTTPRouteHandler) -> dict[str, Any]:
+    """Each parameter's annotation, from the handler's signature and those of the dependencies
+    it takes (and theirs, in turn)."""
+    annotations: dict[str, Any] = {}
+    providers = handler.resolve_dependencies()
+    pending = [handler.parsed_fn_signature]
+    seen: set[str] = set()
+    while pending:
+        signature = pending.pop()
+        for name, parameter in signature.parameters.items():
+            annotations.setdefault(name, parameter.annotation)
+            provider = providers.get(name)
+            if provider is not None and name not in seen:
+                seen.add(name)
+                pending.append(provider.parsed_fn_signature)
+    return annotations

@@ -61,7 +61,7 @@ def client_address(request: Request[Any, Any, Any]) -> str | None:
 
 
 def log_read(
-    ledger: OncoLedger,
+    service: OncoLedger,
     request: Request[Any, Any, Any],
     resource: str,
     patient_id: str | None = None,
@@ -71,7 +71,7 @@ def log_read(
 ) -> None:
     """Record who read what in the access log (SPEC §7 `access-log`): by default the bearer
     token's actor over the API; the browser pages name their session's actor and `web`."""
-    ledger.log_access(
+    service.log_access(
         actor if actor is not None else request.auth.name,
         channel=channel,
         resource=resource,
@@ -81,7 +81,7 @@ def log_read(
 
 
 def patient_read(
-    ledger: OncoLedger,
+    service: OncoLedger,
     request: Request[Any, Principal, Any],
     patient_id: str,
     resource: str,
@@ -96,11 +96,11 @@ def patient_read(
     The version is read before the content: the content is then at least as new as its ETag, so
     a client never holds an ETag that claims a newer state than what it was sent.
     """
-    version = ledger.version(patient_id)
+    version = service.version(patient_id)
     headers = {**(headers or {}), "ETag": etag(version), "Cache-Control": _NO_SHARED_CACHE}
     if not_modified(if_none_match, version):
-        log_read(ledger, request, resource, patient_id)
+        log_read(service, request, resource, patient_id)
         return unchanged(headers)
     content = produce()
-    log_read(ledger, request, resource, patient_id)
+    log_read(service, request, resource, patient_id)
     return Response(content, headers=headers, media_type=media_type)

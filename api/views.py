@@ -58,7 +58,7 @@ def _view_route(view: str, model: type[Any], summary: str, with_rule: bool) -> H
 
     def read(
         request: Request[Any, Principal, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         patient_id: PatientIdPath,
         as_of: AsOf = None,
         upto: Upto = None,
@@ -69,12 +69,12 @@ def _view_route(view: str, model: type[Any], summary: str, with_rule: bool) -> H
         if with_rule:
             query["rule"] = rule
         return patient_read(
-            ledger,
+            service,
             request,
             patient_id,
             view,
             if_none_match,
-            lambda: ledger.read_json(patient_id, view, **query),
+            lambda: service.read_json(patient_id, view, **query),
         )
 
     if not with_rule:

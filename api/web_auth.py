@@ -72,9 +72,9 @@ def from_this_site(request: Request[Any, Any, Any]) -> bool:
     return True
 
 
-def signed_in(request: Request[Any, Any, Any], ledger: OncoLedger) -> WebSession:
+def signed_in(request: Request[Any, Any, Any], service: OncoLedger) -> WebSession:
     """The page's reader, or `SignInRequired` (no cookie, unknown, expired, revoked token)."""
-    session = ledger.web_sessions.resolve(request.cookies.get(SESSION_COOKIE))
+    session = service.web_sessions.resolve(request.cookies.get(SESSION_COOKIE))
     if session is None:
         back_to = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(back_to)
@@ -84,14 +84,14 @@ def signed_in(request: Request[Any, Any, Any], ledger: OncoLedger) -> WebSession
 
 
 def log_page(
-    ledger: OncoLedger,
+    service: OncoLedger,
     request: Request[Any, Any, Any],
     session: WebSession,
     resource: str,
     patient_id: str | None = None,
 ) -> None:
     """Every page view is an access-log entry, like any other clinical read."""
-    log_read(ledger, request, resource, patient_id, actor=session.principal.name, channel="web")
+    log_read(service, request, resource, patient_id, actor=session.principal.name, channel="web")
 
 
 def _login_page(back_to: str, *, error: str | None = None, status: int = 200) -> Response[str]:
@@ -114,12 +114,12 @@ class SignInController(Controller):
     def login_form(
         self,
         request: Request[Any, Any, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         next: Annotated[
             str | None, QueryParameter(description="The page to return to after signing in")
         ] = None,
     ) -> Response[Any]:
-        if ledger.web_sessions.resolve(request.cookies.get(SESSION_COOKIE)) is not None:
+        if service.web_sessions.resolve(request.cookies.get(SESSION_COOKIE)) is not None:
             return Redirect(path=safe_next(next), status_code=303)
         return _login_page(next or "/patients")
 
@@ -127,14 +127,14 @@ class SignInController(Controller):
     def login(
         self,
         request: Request[Any, Any, Any],
-        ledger: NamedDependency[OncoLedger],
+        service: NamedDependency[OncoLedger],
         data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         if not from_this_site(request):
             return _login_page(data.next, error=_FORGED, status=403)
         if not data.token.strip():
             return _login_page(data.next, error="Paste your API token to sign in.", status=400)
-        opened = ledger.web_sessions.sign_in(data.token.strip())
+        opened = service.web_sessions.sign_in(data.token.strip())
         if opened is None:
             return _login_page(
                 data.next,
@@ -146,7 +146,7 @@ class SignInController(Controller):
         try:
             authorize(session.principal, "read", action="read clinical data")
         except Forbidden as exc:
-            ledger.web_sessions.sign_out(secret)
+            service.web_sessions.sign_out(secret)
             return _login_page(data.next, error=exc.message, status=403)
         response: Response[Any] = Redirect(path=safe_next(data.next), status_code=303)
         response.set_cookie(_cookie(request, SESSION_COOKIE, secret, int(LIFETIME.total_seconds())))
@@ -154,7 +154,7 @@ class SignInController(Controller):
 
     @post(path="/logout", sync_to_thread=True, status_code=303)
     def logout(
-        self, request: Request[Any, Any, Any], ledger: NamedDependency[OncoLedger]
+        self, request: Request[Any, Any, Any], service: NamedDependency[OncoLedger]
     ) -> Response[Any]:
         secret = request.cookies.get(SESSION_COOKIE)
         if not from_this_site(request):
@@ -164,9 +164,9 @@ class SignInController(Controller):
                 title="Not allowed",
                 status_code=403,
                 detail=_FORGED,
-                session=ledger.web_sessions.resolve(secret),
+                session=service.web_sessions.resolve(secret),
             )
-        ledger.web_sessions.sign_out(secret)
+        service.web_sessions.sign_out(secret)
         response: Response[Any] = Redirect(path="/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response

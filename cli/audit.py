@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 import click
 
-from cli import render
+from cli import render, render_reports
 from cli.errors import IntegrityFailure
 from cli.params import TIMESTAMP, json_option
 from cli.session import SOURCE, Session, pass_session
@@ -50,7 +50,7 @@ def verify(
         raise click.UsageError("--digest goes with --file")
     report = session.open().verify(patient_id)
     if as_json:
-        render.emit_json(render.chain_report(report))
+        render.emit_json(render_reports.chain_report(report))
     elif report.ok:
         click.echo(
             f"intact: {report.patients} patient(s), {report.events} events, every chain verified"
@@ -78,10 +78,10 @@ def _verify_export(document: bytes, expected_digest: str | None, as_json: bool) 
     if as_json:
         render.emit_json(report)
     else:
-        for line in render.export_report_lines(report):
+        for line in render_reports.export_report_lines(report):
             click.echo(line)
     if not report.ok:
-        raise IntegrityFailure(render.export_failure(report))
+        raise IntegrityFailure(render_reports.export_failure(report))
 
 
 @click.command()
@@ -98,7 +98,7 @@ def digest(session: Session, as_of: datetime | None, as_json: bool) -> None:
     if as_json:
         render.emit_json(result)
         return
-    for line in render.digest_lines(result):
+    for line in render_reports.digest_lines(result):
         click.echo(line)
 
 
@@ -139,10 +139,10 @@ def audit(
     as_json: bool,
 ) -> None:
     """Every stored event (or PATIENT_ID's) in recording order: who recorded what, when, why."""
-    ledger = session.open()
+    service = session.open()
     entries = []
     while True:
-        page = ledger.audit(
+        page = service.audit(
             patient_id,
             actor=recorded_by,
             type=list(types) or None,
@@ -161,7 +161,7 @@ def audit(
     if as_json:
         render.emit_json(page)
         return
-    render.show(*render.audit_page(page))
+    render.show(*render_reports.audit_page(page))
 
 
 @click.command("access-log")
@@ -191,9 +191,9 @@ def access_log(
 
     With --verify: exit code 5 when the access log's chain is broken.
     """
-    ledger = session.open()
+    service = session.open()
     if check:
-        report = ledger.verify_access_log()
+        report = service.verify_access_log()
         if as_json:
             render.emit_json(report)
         elif report.ok:
@@ -203,7 +203,7 @@ def access_log(
                 f"access log broken at entry {report.first_broken_seq}: {report.reason}"
             )
         return
-    page = ledger.access_entries(
+    page = service.access_entries(
         session.actor,
         channel=SOURCE,
         patient_id=patient_id,
@@ -216,4 +216,4 @@ def access_log(
     if as_json:
         render.emit_json(page)
         return
-    render.show(*render.access_page(page))
+    render.show(*render_reports.access_page(page))

@@ -58,9 +58,9 @@ def export_command(cohort_filters: Callable[[Any], Any]) -> click.Command:
         `patient list`. Every exported patient's read is recorded in the access log.
         """
         query = filter_query(filters)
-        ledger = session.open()
+        service = session.open()
         report = export_study(
-            ledger,
+            service,
             directory,
             study_id=study_id,
             filters=query,

@@ -18,7 +18,7 @@ from projections.ctc import RULES
 from projections.root import OncoLedger
 
 if TYPE_CHECKING:  # lifelines loads only when the command runs
-    from projections.cohort_survival import SurvivalReport
+    from projections.survival_report import SurvivalReport
 
 
 def _progress(label: str, *, quiet: bool = False) -> Progress:
@@ -35,14 +35,14 @@ def _progress(label: str, *, quiet: bool = False) -> Progress:
 
 
 def record_cohort(
-    ledger: OncoLedger, n: int, seed: int | None, *, actor: str, quiet: bool
+    service: OncoLedger, n: int, seed: int | None, *, actor: str, quiet: bool
 ) -> dict[str, Any] | None:
     """`demo --cohort N`: record the synthetic cohort with a progress bar on stderr."""
     if n <= 0:
         return None
     with _progress("synthetic cohort", quiet=quiet) as bar:
         task = bar.add_task("patients", total=n)
-        created = ledger.record_demo_cohort(
+        created = service.record_demo_cohort(
             n,
             seed=seed,
             actor=actor,
@@ -107,10 +107,10 @@ def survival(
 
     if plot:
         check_plot_path(plot)
-    ledger = session.open()
+    service = session.open()
     with _progress("recomputing groups") as bar:
         task = bar.add_task("patients", total=None)
-        analysis = ledger.cohort_survival(
+        analysis = service.cohort_survival(
             by=by,
             filters=filter_query(filters),
             rule=rule,

@@ -44,8 +44,8 @@ def follow(session: Session, after: int | None, count: int | None) -> None:
     Each line is one event in its flat JSON form with its `position` (the audit feed's).
     Runs until Ctrl-C, until the reading end of a pipe closes, or until --count events.
     """
-    ledger = session.open()
-    feed = ledger.feed
+    service = session.open()
+    feed = service.feed
     position = feed.head() if after is None else after
     printed = 0
     out = sys.stdout.buffer

@@ -60,14 +60,14 @@ class Session:
     db: str
     actor: str
     ctx: click.Context
-    _ledger: OncoLedger | None = field(default=None, repr=False)
+    _service: OncoLedger | None = field(default=None, repr=False)
 
     @property
     def config(self) -> StoreConfig:
         return StoreConfig.from_env(self.db)
 
     def open(self) -> OncoLedger:
-        if self._ledger is None:
+        if self._service is None:
             config = self.config
             if not config.is_postgres and config.sqlite_path and not _exists(config.sqlite_path):
                 command = click.get_current_context().command_path.split()[1:]
@@ -82,8 +82,8 @@ class Session:
                 config, told = create_key_file(config)
                 if told:
                     click.echo(told, err=True)
-            self._ledger = self.ctx.with_resource(OncoLedger(config))
-        return self._ledger
+            self._service = self.ctx.with_resource(OncoLedger(config))
+        return self._service
 
     def log_read(self, resource: str, patient_id: str | None = None) -> None:
         """Record a read of clinical data in the access log, once it has succeeded."""

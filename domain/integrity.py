@@ -1,4 +1,12 @@
-"""Tamper evidence (SPEC §6): recompute hash chains from what is stored, and digest stream heads.
+"""Tamper evidence (SPEC §6): the one chain checker and the one digest.
+
+A chain is a sequence of stored records (a patient's events, the access log's rows), each
+holding the `hash` of its own content and the `prev_hash` of the record before it. The link
+check (`link_break`: place in the sequence, `prev_hash`, `hash`) is written once here and used by
+every chain: the ledger's `verify`, export verification (`oncoledger verify --file`), the
+SPEC §6 digest, and the access log (`verify_sequence`). The digest (`digest_heads`) is one
+SHA-256 over `id version hash` lines of stream heads, for the ledger, its digest with the access
+log, and an export's `chain_digest`.
 
 Verification reads the stored JSON itself, not the decoded events, so it checks exactly the
 bytes an auditor would and works the same on an export file with no database at all.
@@ -7,7 +15,7 @@ bytes an auditor would and works the same on an export file with no database at 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +64,77 @@ class _Chain:
     broken: bool = False
 
 
-def event_hash(data: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class ChainKind:
+    """How a chain names its records, for the reasons a break is given."""
+
+    position: str  # the field that numbers the records: "version", "seq"
+    record: str  # "event", "row"
+    article: str  # "an", "a"
+
+
+EVENTS = ChainKind("version", "event", "an")
+ACCESS_LOG_ROWS = ChainKind("seq", "row", "a")
+
+
+def record_hash(data: Mapping[str, Any]) -> str:
+    """SPEC §6 over one stored record: SHA-256 of its canonical JSON (sorted keys, without `hash`
+    and `class_version`) followed by its `prev_hash`."""
     body = {k: v for k, v in data.items() if k not in ("hash", "class_version")}
     return chain_hash(_sorted.encode(body), str(data.get("prev_hash")))
+
+
+# The name the event callers know.
+event_hash = record_hash
+
+
+def order_break(position: Any, previous: int, kind: ChainKind = EVENTS) -> str | None:
+    """Why a record at `position` cannot follow the one at `previous`, or None."""
+    if position != previous + 1:
+        return (
+            f"{kind.position} {position} follows {previous}: "
+            f"{kind.article} {kind.record} is missing or moved"
+        )
+    return None
+
+
+def link_break(
+    data: Mapping[str, Any], head: str, kind: ChainKind = EVENTS, *, sealed: bool = True
+) -> str | None:
+    """Why `data` does not extend a chain whose head is `head`, or None: its `prev_hash` must be
+    the head and (when `sealed`, i.e. its content is there to hash) its `hash` its content's."""
+    if data.get("prev_hash") != head:
+        return f"prev_hash does not match the previous {kind.record}'s hash"
+    if sealed and data.get("hash") != record_hash(data):
+        return f"hash does not match the {kind.record}'s content"
+    return None
+
+
+@dataclass(frozen=True)
+class SequenceReport:
+    """One chain recomputed: records intact before the first break, the head they end at."""
+
+    ok: bool
+    entries: int
+    head: str
+    first_broken: int | None = None
+    reason: str | None = None
+
+
+def verify_sequence(
+    records: Iterable[Mapping[str, Any]], kind: ChainKind = ACCESS_LOG_ROWS
+) -> SequenceReport:
+    """Recompute one chain numbered from 1 by `kind.position`; stops at the first break."""
+    entries, head = 0, GENESIS_HASH
+    for data in records:
+        reason = order_break(data.get(kind.position), entries, kind) or link_break(data, head, kind)
+        if reason is not None:
+            return SequenceReport(
+                ok=False, entries=entries, head=head, first_broken=entries + 1, reason=reason
+            )
+        head = str(data["hash"])
+        entries += 1
+    return SequenceReport(ok=True, entries=entries, head=head)
 
 
 class ChainChecker:
@@ -84,8 +160,9 @@ class ChainChecker:
     def _check(
         self, chain: _Chain, patient_id: str, version: int, state: bytes | dict[str, Any]
     ) -> str | None:
-        if version != chain.version + 1:
-            return f"version {version} follows {chain.version}: an event is missing or moved"
+        out_of_order = order_break(version, chain.version)
+        if out_of_order:
+            return out_of_order
         chain.version = version
         if state == UNDECRYPTABLE:
             return (
@@ -105,21 +182,23 @@ class ChainChecker:
                 return "the erased event's envelope disagrees with its place in the store"
         elif data.get("patient_id") != patient_id or data.get("version") != version:
             return "the event's patient_id/version disagree with its place in the store"
-        if data.get("prev_hash") != chain.head:
-            return "prev_hash does not match the previous event's hash"
-        if data.get(ERASED):
-            if not isinstance(data.get("hash"), str):
-                return "the erased event's envelope has no hash"
-            chain.head = str(data["hash"])
-            return None
-        recomputed = event_hash(data)
-        if data.get("hash") != recomputed:
-            return "hash does not match the event's content"
-        chain.head = recomputed
+        erased = bool(data.get(ERASED))
+        broken = link_break(data, chain.head, sealed=not erased)
+        if broken:
+            return broken
+        if erased and not isinstance(data.get("hash"), str):
+            return "the erased event's envelope has no hash"
+        chain.head = str(data["hash"])
         return None
 
     def heads(self) -> dict[str, tuple[int, str]]:
         return {pid: (c.version, c.head) for pid, c in self.chains.items()}
+
+    def verified_heads(self) -> list[tuple[str, int, str]]:
+        """Each stream's head for `digest_heads`, `broken` for a chain that does not verify."""
+        return [
+            (pid, c.version, "broken" if c.broken else c.head) for pid, c in self.chains.items()
+        ]
 
 
 def verify_entries(rows: Iterable[tuple[str, int, bytes | dict[str, Any]]]) -> ChainReport:
@@ -136,6 +215,22 @@ class Digest:
     sha256: str
     patients: int
     events: int
+
+
+def stored_heads(
+    rows: Iterable[tuple[str, int, bytes | dict[str, Any]]],
+) -> list[tuple[str, int, str]]:
+    """Each stream's last stored `hash` as it is stored, not recomputed (`unreadable` when the
+    last event cannot be read), for `digest_heads`: the digest of what the store says."""
+    heads: dict[str, tuple[int, str]] = {}
+    for patient_id, version, state in rows:
+        try:
+            data = state if isinstance(state, dict) else msgspec.json.decode(state)
+            head = str(data.get("hash"))
+        except (msgspec.DecodeError, AttributeError):
+            head = "unreadable"
+        heads[patient_id] = (version, head)
+    return [(pid, v, h) for pid, (v, h) in heads.items()]
 
 
 def digest_heads(heads: Iterable[tuple[str, int, str]], extra: Iterable[str] = ()) -> Digest:

@@ -26,18 +26,13 @@ from domain.errors import Gone, NotFound
 from domain.instants import iso_utc
 from domain.synthetic import is_synthetic
 from projections import readmodels
+from projections.cohort_filters import EQUALITY_NAMES, RANGE_COLUMNS
 from projections.ctc import compute_ctc
 from projections.effective import in_force
 from projections.stage import compute_stage
 from projections.survival import compute_survival
 from projections.survival_subjects import TABLE
-from projections.views import (
-    _EQUALITY_FILTERS,
-    _RANGE_FILTERS,
-    Views,
-    _synthetic_clause,
-    _where,
-)
+from projections.views import Views, _synthetic_clause, _where
 
 # What a patient can be grouped by: each is a field of the patient's read models.
 Grouping = Literal[
@@ -243,13 +238,13 @@ def matches(row: readmodels.PatientRow, filters: dict[str, Any]) -> bool:
         if key == "synthetic":
             if is_synthetic(row.patient_id) != bool(value):
                 return False
-        elif key in _EQUALITY_FILTERS:
+        elif key in EQUALITY_NAMES:
             values = value if isinstance(value, list | tuple) else [value]
             if getattr(row, key) not in values:
                 return False
         else:
             column, _, bound = key.rpartition("_")
-            if column not in _RANGE_FILTERS:
+            if column not in RANGE_COLUMNS:
                 _where({key: value})  # raises the index's own error for an unknown filter
             have = getattr(row, column)
             if column == "last_recorded_at" and have is not None:

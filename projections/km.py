@@ -3,8 +3,8 @@
 The same estimators lifelines computes (`KaplanMeierFitter` with its exponential Greenwood
 interval, `multivariate_logrank_test`), in a few array operations instead of pandas frames per
 call: lifelines takes about a second for the pairwise tests of 100,000 patients, this takes
-milliseconds. `tests/test_cohort_survival.py` checks both against lifelines and against the
-textbook formulas, value by value.
+milliseconds. `tests/integration/test_cohort_survival.py` checks both against lifelines and
+against the textbook formulas, value by value.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import projections.figure
 from api.app import create_app
 from cli.main import cli
 from domain.ledger.application import StoreConfig
-from projections.chart import PNG_DPI, WIDTH_IN
+from projections.chart_style import PNG_DPI, WIDTH_IN
 from projections.root import OncoLedger
 
 CASE = "CR-ESCC-001"

@@ -18,8 +18,8 @@ import pytest
 
 from domain.errors import ValidationFailed
 from domain.ledger.application import StoreConfig
-from projections.cohort_survival import holm
 from projections.root import OncoLedger
+from projections.survival_groups import holm
 
 MONTH = 30.4375
 Z = 1.959963984540054
@@ -488,11 +488,11 @@ def test_proportional_hazards_test_on_a_sample_of_a_large_cohort_says_so(
     ledger: OncoLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from domain.demo.cohort import record_cohort
-    from projections import cohort_survival
+    from projections import survival_cox
 
     record_cohort(ledger.ledger, 150, actor="t")
     ledger.views.catch_up()
-    monkeypatch.setattr(cohort_survival, "PH_SAMPLE", 100)
+    monkeypatch.setattr(survival_cox, "PH_SAMPLE", 100)
     cox = ledger.cohort_survival(by="ctc_cleared").report.cox
     assert cox is not None and cox.n > 100
     assert "random sample of 100 patients" in (cox.proportional_hazards_note or "")

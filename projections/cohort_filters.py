@@ -1,0 +1,86 @@
+"""The cohort index's filters, written once.
+
+The names are the stored view's own (`projections.views` turns them into SQL, and
+`cohort_subjects.matches` applies them to a recomputed row); this list adds what an adapter needs
+to offer each one: the type of a value (a `Literal` is its vocabulary), a phrase saying what it
+selects on and the bounds a stored value keeps to. The API builds the query parameters of every
+cohort route from it (`api/cohort_filters.py`), the CLI its options (`cli/filters.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from domain import events as ev
+from projections.ctc import ConcordanceStatus, CtcTrend
+from projections.views import _EQUALITY_FILTERS, _RANGE_FILTERS
+
+SurvivalStatus = Literal["alive", "dead", "unknown"]
+# Bounds keep every value storable (BIGINT) and finite; the columns hold nothing beyond them.
+MAX_BIGINT = 2**63 - 1
+SYNTHETIC = "synthetic"
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """`name` equals one of the values given (a repeated filter matches any of them)."""
+
+    name: str
+    value: Any
+    what: str
+
+
+@dataclass(frozen=True)
+class Between:
+    """`column_min` / `column_max`: the column is at least / at most the value given."""
+
+    column: str
+    value: type[int] | type[float] | type[datetime]
+    what: str
+    ge: float | None = None
+    le: float | None = None
+
+    @property
+    def bounds(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """(parameter name, how the value bounds the column) for the lower and upper end."""
+        low, high = (
+            ("at or after", "at or before") if self.value is datetime else ("at least", "at most")
+        )
+        return (f"{self.column}_min", low), (f"{self.column}_max", high)
+
+
+_ANY_OF = {
+    f.name: f
+    for f in (
+        AnyOf("sex", ev.Sex, "sex"),
+        AnyOf("histology", ev.Histology, "histology"),
+        AnyOf("primary_site", str, "primary site"),
+        AnyOf("stage_group", str, "current stage group (e.g. IVB, unknown)"),
+        AnyOf("ctc_trend", CtcTrend, "CTC trend"),
+        AnyOf("concordance", ConcordanceStatus, "CTC/stage concordance"),
+        AnyOf("survival_status", SurvivalStatus, "survival status"),
+    )
+}
+_BETWEEN = {
+    f.column: f
+    for f in (
+        Between("birth_year", int, "birth year", ge=1850, le=2200),
+        Between("ctc_latest_per_7_5_ml", float, "latest CTC per 7.5 mL", ge=0, le=1e12),
+        Between("os_months", float, "overall survival in months", ge=0, le=1e12),
+        Between("events", int, "number of events", ge=0, le=MAX_BIGINT),
+        Between("last_recorded_at", datetime, "last recording time"),
+    )
+}
+# In the view's order; a filter the view gains without an entry here fails on import.
+EQUALITY: tuple[AnyOf, ...] = tuple(_ANY_OF[name] for name in _EQUALITY_FILTERS)
+RANGES: tuple[Between, ...] = tuple(_BETWEEN[column] for column in _RANGE_FILTERS)
+EQUALITY_NAMES: tuple[str, ...] = _EQUALITY_FILTERS
+RANGE_COLUMNS: tuple[str, ...] = _RANGE_FILTERS
+# Every filter's name, as `filters` of `OncoLedger.patients` / `cohort_survival` takes them.
+NAMES: tuple[str, ...] = (
+    *EQUALITY_NAMES,
+    *(name for f in RANGES for name, _ in f.bounds),
+    SYNTHETIC,
+)
