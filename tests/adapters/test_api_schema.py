@@ -13,6 +13,7 @@ under a minute for both stores.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator
 
 import pytest
@@ -84,5 +85,5 @@ def test_every_operation_conforms_to_the_document(served: tuple[Litestar, str]) 
         try:
             conforms()
         except Exception as exc:  # every operation is tried; all failures are reported
-            failures[operation.label] = str(exc)
+            failures[operation.label] = "".join(traceback.format_exception(exc))
     assert not failures, "\n\n".join(f"{label}:\n{error}" for label, error in failures.items())
