@@ -209,10 +209,7 @@ def ledger_digest(
         else:
             data = state
         checker.feed(patient_id, version, data)
-    heads = [
-        (pid, chain.version, "broken" if chain.broken else chain.head)
-        for pid, chain in checker.chains.items()
-    ]
+    heads = checker.verified_heads()
     log = access_log.verify(as_of=cutoff)
     log_head = log.head if log.ok else f"broken-at-{log.first_broken_seq}"
     digest = digest_heads(heads)

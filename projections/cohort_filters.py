@@ -1,6 +1,6 @@
 """The cohort index's filters, written once.
 
-The names are the stored view's own (`projections.views` turns them into SQL, and
+The names are the stored view's own (`projections.cohort_index` turns them into SQL, and
 `cohort_subjects.matches` applies them to a recomputed row); this list adds what an adapter needs
 to offer each one: the type of a value (a `Literal` is its vocabulary), a phrase saying what it
 selects on and the bounds a stored value keeps to. The API builds the query parameters of every
@@ -15,8 +15,24 @@ from typing import Any, Literal
 
 from domain import events as ev
 from projections.ctc import ConcordanceStatus, CtcTrend
-from projections.views import _EQUALITY_FILTERS, _RANGE_FILTERS
 
+# The stored view's filter columns (`projections.cohort_index` turns them into SQL).
+EQUALITY_NAMES: tuple[str, ...] = (
+    "sex",
+    "histology",
+    "stage_group",
+    "ctc_trend",
+    "concordance",
+    "survival_status",
+    "primary_site",
+)
+RANGE_COLUMNS: tuple[str, ...] = (
+    "birth_year",
+    "ctc_latest_per_7_5_ml",
+    "os_months",
+    "events",
+    "last_recorded_at",
+)
 SurvivalStatus = Literal["alive", "dead", "unknown"]
 # Bounds keep every value storable (BIGINT) and finite; the columns hold nothing beyond them.
 MAX_BIGINT = 2**63 - 1
@@ -74,10 +90,8 @@ _BETWEEN = {
     )
 }
 # In the view's order; a filter the view gains without an entry here fails on import.
-EQUALITY: tuple[AnyOf, ...] = tuple(_ANY_OF[name] for name in _EQUALITY_FILTERS)
-RANGES: tuple[Between, ...] = tuple(_BETWEEN[column] for column in _RANGE_FILTERS)
-EQUALITY_NAMES: tuple[str, ...] = _EQUALITY_FILTERS
-RANGE_COLUMNS: tuple[str, ...] = _RANGE_FILTERS
+EQUALITY: tuple[AnyOf, ...] = tuple(_ANY_OF[name] for name in EQUALITY_NAMES)
+RANGES: tuple[Between, ...] = tuple(_BETWEEN[column] for column in RANGE_COLUMNS)
 # Every filter's name, as `filters` of `OncoLedger.patients` / `cohort_survival` takes them.
 NAMES: tuple[str, ...] = (
     *EQUALITY_NAMES,

@@ -18,25 +18,10 @@ from domain.instants import iso_utc
 from domain.ledger.db import PostgresDb, SqliteDb
 from domain.synthetic import SYNTHETIC_ID_PREFIXES
 from projections import readmodels
+from projections.cohort_filters import EQUALITY_NAMES, RANGE_COLUMNS
 from projections.views_schema import TRACKING_NAME
 
 PATIENT_COLUMNS = tuple(readmodels.PatientRow.__struct_fields__)
-_EQUALITY_FILTERS = (
-    "sex",
-    "histology",
-    "stage_group",
-    "ctc_trend",
-    "concordance",
-    "survival_status",
-    "primary_site",
-)
-_RANGE_FILTERS = (
-    "birth_year",
-    "ctc_latest_per_7_5_ml",
-    "os_months",
-    "events",
-    "last_recorded_at",
-)
 
 
 def query_patients(
@@ -107,7 +92,7 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
         if key == "synthetic":
             clauses.append(_synthetic_clause(bool(value), params))
             continue
-        if key in _EQUALITY_FILTERS:
+        if key in EQUALITY_NAMES:
             values = value if isinstance(value, list | tuple) else [value]
             if any("\x00" in str(v) for v in values):
                 raise ValidationFailed(f"`{key}` contains a NUL character", field=key, rule="text")
@@ -115,15 +100,15 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
             params.extend(values)
             continue
         column, _, bound = key.rpartition("_")
-        if column in _RANGE_FILTERS and bound in ("min", "max"):
+        if column in RANGE_COLUMNS and bound in ("min", "max"):
             if isinstance(value, int) and not -(2**63) <= value < 2**63:
                 raise ValidationFailed(f"`{key}` is out of range", field=key, rule="range")
             clauses.append(f"{column} {'>=' if bound == 'min' else '<='} ?")
             params.append(_iso(value) if isinstance(value, datetime) else value)
             continue
         raise ValidationFailed(
-            f"unknown filter {key!r}: use synthetic, one of {', '.join(_EQUALITY_FILTERS)} or "
-            f"{', '.join(c + '_min/_max' for c in _RANGE_FILTERS)}",
+            f"unknown filter {key!r}: use synthetic, one of {', '.join(EQUALITY_NAMES)} or "
+            f"{', '.join(c + '_min/_max' for c in RANGE_COLUMNS)}",
             field=key,
             rule="filter",
         )

@@ -23,8 +23,6 @@ from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
 from domain.ledger.patient_keys import scrub, secure
 from projections import readmodels, survival_subjects
 from projections.cohort_index import (
-    _EQUALITY_FILTERS,
-    _RANGE_FILTERS,
     PATIENT_COLUMNS,
     _patient_row,
     _synthetic_clause,
@@ -48,8 +46,6 @@ __all__ = [
     "DROP",
     "PATIENT_COLUMNS",
     "TRACKING_NAME",
-    "_EQUALITY_FILTERS",
-    "_RANGE_FILTERS",
     "Views",
     "_synthetic_clause",
     "_where",

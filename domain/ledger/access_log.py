@@ -19,14 +19,14 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-import msgspec
 from msgspec import Struct
 
 from domain.errors import ValidationFailed
 from domain.instants import instant, iso_utc
+from domain.integrity import record_hash, verify_sequence
 from domain.ledger.application import StoreConfig
 from domain.ledger.db import PostgresDb, SqliteDb, open_db
-from domain.patient import GENESIS_HASH, chain_hash
+from domain.patient import GENESIS_HASH
 
 CHANNELS: tuple[str, ...] = ("api", "cli", "web")
 # What adapters name as `resource`; others are accepted (1-64 of a-z 0-9 . _ -).
@@ -69,7 +69,6 @@ SCHEMA = (
 )
 _COLUMNS = ("seq", "at", "actor", "channel", "resource", "patient_id", "address", "prev_hash")
 _SELECT = f"SELECT {', '.join(_COLUMNS)}, hash FROM ol_access_log"
-_sorted = msgspec.json.Encoder(order="sorted")
 
 
 class AccessEntry(Struct, frozen=True, kw_only=True):
@@ -109,8 +108,7 @@ class AccessLogReport(Struct, frozen=True, kw_only=True):
 
 def row_hash(row: dict[str, Any]) -> str:
     """SPEC §6 applied to an access-log row: sha256(canonical JSON without `hash` + prev_hash)."""
-    body = {k: v for k, v in row.items() if k != "hash"}
-    return chain_hash(_sorted.encode(body), str(row.get("prev_hash")))
+    return record_hash(row)
 
 
 class AccessLog:
@@ -236,20 +234,16 @@ class AccessLog:
         prev_hash link. Rows removed from the end leave an intact, shorter chain: only a digest
         kept elsewhere (`OncoLedger.digest`) shows that.
         """
-        expected, head = 1, GENESIS_HASH
-        for row in self._rows(as_of):
-            reason = _check_row(row, expected, head)
-            if reason is not None:
-                return AccessLogReport(
-                    ok=False,
-                    entries=expected - 1,
-                    head=head,
-                    first_broken_seq=expected,
-                    reason=reason,
-                )
-            head = str(row[-1])
-            expected += 1
-        return AccessLogReport(ok=True, entries=expected - 1, head=head)
+        report = verify_sequence(
+            dict(zip((*_COLUMNS, "hash"), row, strict=True)) for row in self._rows(as_of)
+        )
+        return AccessLogReport(
+            ok=report.ok,
+            entries=report.entries,
+            head=report.head,
+            first_broken_seq=report.first_broken,
+            reason=report.reason,
+        )
 
     def _rows(self, as_of: datetime | None) -> Iterator[tuple[Any, ...]]:
         cutoff = [iso_utc(as_of)] if as_of is not None else []
@@ -288,17 +282,6 @@ def _check(
         raise ValidationFailed("`patient_id` must be 1 to 64 characters", field="patient_id")
     if address is not None and len(address) > 200:
         raise ValidationFailed("`address` must be at most 200 characters", field="address")
-
-
-def _check_row(row: tuple[Any, ...], expected: int, head: str) -> str | None:
-    data = dict(zip((*_COLUMNS, "hash"), row, strict=True))
-    if data["seq"] != expected:
-        return f"seq {data['seq']} follows {expected - 1}: a row is missing or moved"
-    if data["prev_hash"] != head:
-        return "prev_hash does not match the previous row's hash"
-    if data["hash"] != row_hash(data):
-        return "hash does not match the row's content"
-    return None
 
 
 def _entry(row: tuple[Any, ...] | Any) -> AccessEntry:

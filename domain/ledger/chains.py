@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import msgspec
 from eventsourcing.persistence import StoredEvent
 
 from domain.errors import Gone
-from domain.integrity import ERASED, UNDECRYPTABLE, Digest, digest_heads
+from domain.integrity import ERASED, UNDECRYPTABLE, Digest, digest_heads, stored_heads
 from domain.ledger.patient_keys import envelope_of
 
 Plaintext = Callable[[StoredEvent], bytes]
@@ -45,12 +44,4 @@ def plaintext_or_empty(plaintext: Plaintext, stored: StoredEvent) -> bytes | dic
 
 def digest(scanned: Iterable[Scanned]) -> Digest:
     """One SHA-256 over every stream head, in patient-id order."""
-    heads: dict[str, tuple[int, str]] = {}
-    for patient_id, version, state in scanned:
-        try:
-            data = state if isinstance(state, dict) else msgspec.json.decode(state)
-            head = str(data.get("hash"))
-        except (msgspec.DecodeError, AttributeError):
-            head = "unreadable"
-        heads[patient_id] = (version, head)
-    return digest_heads((pid, v, h) for pid, (v, h) in heads.items())
+    return digest_heads(stored_heads(scanned))
