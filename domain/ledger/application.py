@@ -358,7 +358,7 @@ class Ledger(Application[str]):
                     path = self.config.sqlite_path
                     if storage_fault(exc, doing="", path=path) is not None:
                         # A full disk or a lost store: never run again as if it were contention.
-                        return settled(self, patient_id, loaded, receipts, exc)
+                        return settled(self, patient, loaded, receipts, exc)
                     if not isinstance(exc, IntegrityError | OperationalError):
                         raise
                     if isinstance(exc, IntegrityError):

@@ -13,7 +13,7 @@ from domain import events as ev
 from domain.errors import Conflict, OutcomeUnknown, StaleVersion, ValidationFailed
 from domain.input_checks import check_storable, in_batch, may_hold_unstorable
 from domain.ledger.storage_faults import storage_fault
-from domain.patient import Recorded
+from domain.patient import Patient, Recorded
 
 if TYPE_CHECKING:
     from domain.ledger.application import Ledger
@@ -66,11 +66,14 @@ def check_ids_unique_in_batch(entries: Sequence[ev.AnyEvent]) -> None:
 
 
 def settled(
-    ledger: Ledger, patient_id: str, loaded: int, receipts: list[Receipt], exc: Exception
+    ledger: Ledger, patient: Patient, loaded: int, receipts: list[Receipt], exc: Exception
 ) -> list[Receipt]:
     """A save failed on a storage fault: ask the store whether it committed all the same
     (a commit can fail after the database made it durable). Stored: the receipts stand.
-    Not stored: the fault is the answer. Cannot ask: the outcome is unknown."""
+    Not stored: the fault is the answer. Cannot ask: the outcome is unknown.
+
+    `patient` holds this command's events, recorded but not saved."""
+    patient_id = patient.id
     doing = f"recording for patient {patient_id}"
     new = [r.event_id for r in receipts if r.created]
     try:
@@ -96,8 +99,18 @@ def settled(
         mine = [r.hash for r in receipts if r.created]
         if [entry.hash for entry in entries] == mine:
             return receipts  # this save's own events, durable despite the error
-        # The same events, stored by another writer (a retry racing this one): their
-        # receipts, as any retry of a stored event_id gets.
+        # The same event ids, stored by another writer (a retry racing this one): their
+        # receipts, as any retry of a stored event_id gets; but only for the same bodies.
+        for entry in entries:
+            assert entry.event_id is not None
+            own = patient.entries[patient.position[entry.event_id]]
+            if ev.client_body_bytes(own) != ev.client_body_bytes(entry):
+                raise Conflict(
+                    f"event_id {entry.event_id} is already recorded for patient {patient_id} "
+                    "with a different body",
+                    field="event_id",
+                    rule="idempotent_event_id",
+                ) from exc
         theirs = {entry.event_id: receipt(entry, False) for entry in entries}
         return [theirs.get(r.event_id, r) if r.created else r for r in receipts]
     fault = storage_fault(

@@ -305,3 +305,43 @@ def test_an_unreachable_postgresql_is_told_as_such(monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 1, result.output
     assert "store is unavailable (PostgreSQL" in result.output
     assert "Traceback" not in result.output and "unexpected" not in result.output
+
+
+@pytest.mark.parametrize("same_body", [True, False])
+def test_a_failed_commit_whose_event_id_another_writer_stored_is_answered_by_its_body(
+    store: StoreConfig, monkeypatch: pytest.MonkeyPatch, same_body: bool
+) -> None:
+    from domain.codec import decode_entry
+    from domain.errors import Conflict
+
+    registration = decode_entry(
+        {"type": "patient_registered", "occurred": "2020-01-01", "sex": "male"}
+    )
+    first, second = Ledger(store), Ledger(store)
+    try:
+        first.append("P1", [registration], actor="a", source="api")
+        event_id = str(uuid.uuid4())
+        mine = decode_entry(CTC | {"event_id": event_id})
+        theirs = decode_entry(CTC | {"event_id": event_id, "count": 3 if same_body else 5})
+        insert = first.recorder.insert_events
+
+        def racing_insert(*args: Any, **kwargs: Any) -> Any:
+            # another writer (a retry racing this one) stores the same event id first; then
+            # this commit fails on a lost connection, and the store is asked what happened
+            second.append("P1", [theirs], actor="b", source="api")
+            monkeypatch.setattr(first.recorder, "insert_events", insert)
+            raise _wrapped(_driver_error(store, "lost"))
+
+        monkeypatch.setattr(first.recorder, "insert_events", racing_insert)
+        if same_body:
+            # then the same body is answered as any retry of a stored event: its receipt
+            [receipt] = first.append("P1", [mine], actor="a", source="api")
+            assert str(receipt.event_id) == event_id and receipt.created is False
+        else:
+            # then a different body is refused: the id names another event
+            with pytest.raises(Conflict, match="different body"):
+                first.append("P1", [mine], actor="a", source="api")
+        assert [e.event_id for e in second.history("P1")][1:] == [uuid.UUID(event_id)]
+    finally:
+        first.close()
+        second.close()
