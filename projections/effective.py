@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Literal, TypeVar
-from uuid import UUID
+from typing import TypeVar
 
 from domain import events as ev
-from domain.in_force import Correction, Item, Status
+from domain.in_force import Correction, Item, Status, build
 
 __all__ = ["Correction", "Item", "Status", "all_items", "in_force", "of_type"]
 
@@ -39,35 +38,7 @@ def all_items(history: Iterable[ev.AnyEvent]) -> list[Item]:
 
 
 def _build(history: Iterable[ev.AnyEvent]) -> list[Item]:
-    """The reference: the whole history at once, sorted at the end. `domain.in_force` keeps
-    the same items as entries arrive (tests hold the two equal)."""
-    items: dict[UUID, Item] = {}
-    for entry in history:
-        assert entry.event_id is not None and entry.version is not None
-        if isinstance(entry, ev.EventAmended | ev.EventRetracted):
-            item = items.get(entry.target_event_id)
-            if item is None:
-                continue
-            kind: Literal["amended", "retracted"]
-            if isinstance(entry, ev.EventAmended):
-                kind = "amended"
-                item.body = entry.replacement
-            else:
-                kind = "retracted"
-            item.status = kind
-            item.corrections.append(
-                Correction(
-                    event_id=entry.event_id,
-                    kind=kind,
-                    version=entry.version,
-                    recorded_at=entry.recorded_at,
-                    recorded_by=entry.recorded_by,
-                    reason=entry.reason,
-                )
-            )
-        else:
-            items[entry.event_id] = Item(entry.event_id, entry.version, entry, entry)
-    return sorted(items.values(), key=lambda item: item.sort_key)
+    return build(history).items
 
 
 def in_force(history: Iterable[ev.AnyEvent]) -> list[Item]:
