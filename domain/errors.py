@@ -50,6 +50,15 @@ class Conflict(DomainError):
     kind = "conflict"
 
 
+def different_body(event_id: object, patient_id: str) -> Conflict:
+    """An event id re-sent with another body than the one stored: not a retry (SPEC §3)."""
+    return Conflict(
+        f"event_id {event_id} is already recorded for patient {patient_id} with a different body",
+        field="event_id",
+        rule="idempotent_event_id",
+    )
+
+
 class StaleVersion(Conflict):
     """The caller's expected version is not the stream's version any more."""
 

@@ -9,15 +9,20 @@ earlier date) and an amendment that moves an event's date are placed by binary s
 
 The order is the one SPEC §4 gives: partial dates by their earliest instant, ties by stream
 version. `build(history)` gives the same items from a whole history at once.
+
+This is the one place corrections are applied: the write side's aggregate (`domain.patient`)
+keeps its rules' state in an `InForce` too, reading it through the stream-order views
+`bodies()`, `statuses()` and `tracked(cls)` (the bodies in force of one type, kept as entries
+arrive so a rule that needs only the deaths does not walk the stream).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 from uuid import UUID
 
 from domain import events as ev
@@ -27,6 +32,7 @@ Status = Literal["active", "amended", "retracted"]
 # What one entry did to the items: a new last item, a new item placed earlier (a late entry),
 # a changed item (amended or retracted), or nothing (a correction of an unknown event).
 Change = Literal["appended", "inserted", "corrected", "ignored"]
+E = TypeVar("E", bound=ev.ClinicalEvent)
 
 
 @dataclass(frozen=True)
@@ -74,14 +80,17 @@ class Item:
 
 
 class InForce:
-    """The items of one stream in clinical order, kept as its entries arrive (stream order)."""
+    """The items of one stream in clinical order, kept as its entries arrive (stream order).
 
-    __slots__ = ("_by_id", "_keys", "_order", "version")
+    `track` names event types whose bodies in force are also kept by type (`tracked`)."""
 
-    def __init__(self) -> None:
-        self._by_id: dict[UUID, Item] = {}
+    __slots__ = ("_by_id", "_keys", "_order", "_tracked", "version")
+
+    def __init__(self, track: tuple[type[ev.ClinicalEvent], ...] = ()) -> None:
+        self._by_id: dict[UUID, Item] = {}  # in stream order of the first recording
         self._order: list[Item] = []
         self._keys: list[tuple[date, int]] = []
+        self._tracked: dict[type, dict[UUID, ev.ClinicalEvent]] = {cls: {} for cls in track}
         self.version = 0  # stream entries applied
 
     def __len__(self) -> int:
@@ -100,6 +109,31 @@ class InForce:
 
     def get(self, event_id: UUID) -> Item | None:
         return self._by_id.get(event_id)
+
+    def bodies(self) -> Mapping[UUID, ev.ClinicalEvent]:
+        """The bodies in force (retracted ones left out) by event id, in stream order."""
+        return _Bodies(self._by_id)
+
+    def statuses(self) -> Mapping[UUID, Status]:
+        """Each clinical event's fate by event id, in stream order."""
+        return _Statuses(self._by_id)
+
+    def tracked(self, cls: type[E]) -> Mapping[UUID, E]:
+        """The bodies in force of a type named in `track`, in stream order (kept, not walked)."""
+        return self._tracked[cls]  # type: ignore[return-value]
+
+    def copy(self) -> InForce:
+        """A copy whose items may change apart from these (the bodies are immutable)."""
+        twin = InForce()
+        twin._by_id = {
+            key: Item(i.event_id, i.version, i.original, i.body, i.status, list(i.corrections))
+            for key, i in self._by_id.items()
+        }
+        twin._order = [twin._by_id[item.event_id] for item in self._order]
+        twin._keys = list(self._keys)
+        twin._tracked = {cls: dict(index) for cls, index in self._tracked.items()}
+        twin.version = self.version
+        return twin
 
     def apply(self, entry: ev.AnyEvent) -> tuple[Change, Item | None]:
         """Take the stream's next entry; say what it changed and which item."""
@@ -130,13 +164,27 @@ class InForce:
                     reason=entry.reason,
                 )
             )
+            self._track(item)
             return "corrected", item
         previous = self._by_id.get(entry.event_id)
         if previous is not None:  # an id used twice (never stored by the ledger): the later
             self._remove(previous, previous.sort_key)
         item = Item(entry.event_id, entry.version, entry, entry)
         self._by_id[entry.event_id] = item
+        self._track(item)
         return ("appended" if self._place(item) else "inserted"), item
+
+    def _track(self, item: Item) -> None:
+        if not self._tracked:
+            return
+        # An amendment keeps the target's type (SPEC §3), so an item never moves between these.
+        index = self._tracked.get(type(item.body))
+        if index is None:
+            return
+        if item.status == "retracted":
+            index.pop(item.event_id, None)
+        else:
+            index[item.event_id] = item.body
 
     def _place(self, item: Item) -> bool:
         key = item.sort_key
@@ -154,6 +202,44 @@ class InForce:
         assert self._order[index] is item
         del self._keys[index]
         del self._order[index]
+
+
+class _Bodies(Mapping[UUID, ev.ClinicalEvent]):
+    __slots__ = ("_by_id",)
+
+    def __init__(self, by_id: dict[UUID, Item]) -> None:
+        self._by_id = by_id
+
+    def __getitem__(self, key: UUID) -> ev.ClinicalEvent:
+        item = self._by_id[key]
+        if item.status == "retracted":
+            raise KeyError(key)
+        return item.body
+
+    def __iter__(self) -> Iterator[UUID]:
+        return (key for key, item in self._by_id.items() if item.status != "retracted")
+
+    def __len__(self) -> int:
+        return sum(1 for item in self._by_id.values() if item.status != "retracted")
+
+    def values(self) -> Iterator[ev.ClinicalEvent]:  # type: ignore[override]
+        return (item.body for item in self._by_id.values() if item.status != "retracted")
+
+
+class _Statuses(Mapping[UUID, Status]):
+    __slots__ = ("_by_id",)
+
+    def __init__(self, by_id: dict[UUID, Item]) -> None:
+        self._by_id = by_id
+
+    def __getitem__(self, key: UUID) -> Status:
+        return self._by_id[key].status
+
+    def __iter__(self) -> Iterator[UUID]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
 
 def build(history: Iterable[ev.AnyEvent]) -> InForce:

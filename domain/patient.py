@@ -2,7 +2,8 @@
 
 Every rule of SPEC §3 is a `check_*` step that raises before anything is recorded. The state
 kept here is only what those rules need: the entries in stream order, which of them are in
-force (amended, retracted) and the head of the hash chain.
+force (amended, retracted: `domain.in_force.InForce`, the one place corrections are applied)
+and the head of the hash chain.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, cast
@@ -21,7 +22,8 @@ import msgspec
 from domain import events as ev
 from domain import stream_rules
 from domain.dates import InvalidPartialDate, PartialDate
-from domain.errors import Conflict, NotFound, RuleViolation, ValidationFailed
+from domain.errors import Conflict, NotFound, RuleViolation, ValidationFailed, different_body
+from domain.in_force import InForce, Status
 from domain.staging import (
     PATHOLOGICAL_ADENOCARCINOMA,
     PATHOLOGICAL_SCC,
@@ -79,13 +81,10 @@ class Patient:
         self.head_hash = GENESIS_HASH
         self.entries: list[ev.AnyEvent] = []
         self.position: dict[UUID, int] = {}
-        # Clinical events in force: the latest replacement of each, retracted ones removed.
-        self.effective: dict[UUID, ev.ClinicalEvent] = {}
-        self.status: dict[UUID, str] = {}
-        # What the stream rules need, kept as events are applied (so that a rule costs the same
-        # at 10 and at 1,000 events): the deaths and the diagnoses in force, in stream order.
-        self.deaths: dict[UUID, ev.Death] = {}
-        self.diagnoses: dict[UUID, ev.DiagnosisConfirmed] = {}
+        # The clinical events in force (corrections applied: `domain.in_force`, the one fold),
+        # with the deaths and diagnoses kept by type as events are applied, so that a rule
+        # costs the same at 10 and at 1,000 events.
+        self.in_force = InForce(track=(ev.Death, ev.DiagnosisConfirmed))
         self._pending: list[Recorded] = []
 
     # -- replay ---------------------------------------------------------------------------
@@ -96,26 +95,25 @@ class Patient:
         self.position[entry.event_id] = len(self.entries) - 1
         self.version = entry.version
         self.head_hash = entry.hash
-        if isinstance(entry, ev.EventAmended):
-            self.effective[entry.target_event_id] = entry.replacement
-            self.status[entry.target_event_id] = "amended"
-            self._track(entry.target_event_id, entry.replacement)
-        elif isinstance(entry, ev.EventRetracted):
-            self.effective.pop(entry.target_event_id, None)
-            self.status[entry.target_event_id] = "retracted"
-            self.deaths.pop(entry.target_event_id, None)
-            self.diagnoses.pop(entry.target_event_id, None)
-        else:
-            self.effective[entry.event_id] = entry
-            self.status[entry.event_id] = "active"
-            self._track(entry.event_id, entry)
+        self.in_force.apply(entry)
 
-    def _track(self, key: UUID, body: ev.ClinicalEvent) -> None:
-        # An amendment keeps the target's type, so a key never moves between these.
-        if isinstance(body, ev.Death):
-            self.deaths[key] = body
-        elif isinstance(body, ev.DiagnosisConfirmed):
-            self.diagnoses[key] = body
+    @property
+    def effective(self) -> Mapping[UUID, ev.ClinicalEvent]:
+        """The bodies in force (the latest replacement of each, retracted ones left out), in
+        stream order."""
+        return self.in_force.bodies()
+
+    @property
+    def status(self) -> Mapping[UUID, Status]:
+        return self.in_force.statuses()
+
+    @property
+    def deaths(self) -> Mapping[UUID, ev.Death]:
+        return self.in_force.tracked(ev.Death)
+
+    @property
+    def diagnoses(self) -> Mapping[UUID, ev.DiagnosisConfirmed]:
+        return self.in_force.tracked(ev.DiagnosisConfirmed)
 
     def copy(self) -> Patient:
         """A copy with its own containers (the entries themselves are immutable)."""
@@ -123,10 +121,7 @@ class Patient:
         twin.version, twin.head_hash = self.version, self.head_hash
         twin.entries = list(self.entries)
         twin.position = dict(self.position)
-        twin.effective = dict(self.effective)
-        twin.status = dict(self.status)
-        twin.deaths = dict(self.deaths)
-        twin.diagnoses = dict(self.diagnoses)
+        twin.in_force = self.in_force.copy()
         return twin
 
     def collect_events(self) -> list[Recorded]:
@@ -186,12 +181,7 @@ class Patient:
         if entry.event_id is not None and entry.event_id in self.position:
             original = self.entries[self.position[entry.event_id]]
             if ev.client_body_bytes(original) != ev.client_body_bytes(entry):
-                raise Conflict(
-                    f"event_id {entry.event_id} is already recorded for patient {self.id} "
-                    "with a different body",
-                    field="event_id",
-                    rule="idempotent_event_id",
-                )
+                raise different_body(entry.event_id, self.id)
             return original, False
         if isinstance(entry, ev.PatientRegistered):
             if self.registered:

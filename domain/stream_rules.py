@@ -2,8 +2,9 @@
 
 Incremental: the stream as stored already keeps these rules (every append was checked against
 them), so an append looks only at what it changes, and a rule costs the same at 10 and at 1,000
-events. The patient keeps the deaths and diagnoses in force as events are applied
-(`Patient.deaths`, `Patient.diagnoses`). The whole stream is walked only when the new event
+events. The patient's `InForce` (`domain.in_force`, where corrections are applied) keeps the
+deaths and diagnoses in force by type as events are applied (`Patient.deaths`,
+`Patient.diagnoses`). The whole stream is walked only when the new event
 moves a bound every other event is measured against: a death recorded or amended, or an amended
 registration's birth year.
 """

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from domain import events as ev
-from domain.errors import Conflict, OutcomeUnknown, StaleVersion, ValidationFailed
+from domain.errors import Conflict, OutcomeUnknown, StaleVersion, ValidationFailed, different_body
 from domain.input_checks import check_storable, in_batch, may_hold_unstorable
 from domain.ledger.storage_faults import storage_fault
 from domain.patient import Patient, Recorded
@@ -105,12 +105,7 @@ def settled(
             assert entry.event_id is not None
             own = patient.entries[patient.position[entry.event_id]]
             if ev.client_body_bytes(own) != ev.client_body_bytes(entry):
-                raise Conflict(
-                    f"event_id {entry.event_id} is already recorded for patient {patient_id} "
-                    "with a different body",
-                    field="event_id",
-                    rule="idempotent_event_id",
-                ) from exc
+                raise different_body(entry.event_id, patient_id) from exc
         theirs = {entry.event_id: receipt(entry, False) for entry in entries}
         return [theirs.get(r.event_id, r) if r.created else r for r in receipts]
     fault = storage_fault(
