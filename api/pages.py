@@ -9,7 +9,7 @@ of CTC draws, stage assessments and lesion measurements. `rule` and `as_of` work
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get
@@ -18,31 +18,27 @@ from litestar.di import NamedDependency
 from api.html import PAGE_EXCEPTION_HANDLERS, page
 from api.params import PatientIdPath
 from api.web_auth import log_page, signed_in
-from domain import events as ev
 from domain.errors import ValidationFailed
 from domain.instants import assume_utc
-from domain.staging import STAGE_ORDER, UNKNOWN
-from projections.ctc import RULES, ConcordanceStatus, CtcTrend, check_rule
+from projections import cohort_filters
+from projections.ctc import RULES, check_rule
 from projections.figure import MEDIA_TYPES, Format, describe
 from projections.root import OncoLedger
-from projections.survival import SurvivalStatus
 from projections.views import PATIENT_COLUMNS
 
 PAGE_SIZE = 50
-# The cohort filters a page offers, each with its vocabulary (written once, imported here).
+# The cohort filters the page offers, in its order; their labels and choices are the one list's
+# (`projections.cohort_filters`).
+_EQUALITY = {f.name: f for f in cohort_filters.EQUALITY}
 FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "stage_group": ("Stage group", (*STAGE_ORDER, UNKNOWN)),
-    "ctc_trend": ("CTC trend", get_args(CtcTrend)),
-    "concordance": ("Concordance", get_args(ConcordanceStatus)),
-    "survival_status": ("Survival", get_args(SurvivalStatus)),
-    "sex": ("Sex", get_args(ev.Sex)),
-    "histology": ("Histology", get_args(ev.Histology)),
+    name: (_EQUALITY[name].label, _EQUALITY[name].choices)
+    for name in ("stage_group", "ctc_trend", "concordance", "survival_status", "sex", "histology")
 }
 # Range filters: (column, label, number type); each gives COLUMN_min and COLUMN_max.
-RANGES: tuple[tuple[str, str, type[int] | type[float]], ...] = (
-    ("birth_year", "Born", int),
-    ("ctc_latest_per_7_5_ml", "Latest CTC /7.5 mL", float),
-    ("os_months", "OS months", float),
+_RANGES = {f.column: f for f in cohort_filters.RANGES}
+RANGES: tuple[tuple[str, str, type[int] | type[float]], ...] = tuple(
+    (column, _RANGES[column].label, cast(type[int] | type[float], _RANGES[column].value))
+    for column in ("birth_year", "ctc_latest_per_7_5_ml", "os_months")
 )
 # Swim lanes of the timeline, left to right, and the event types in each.
 LANES: tuple[tuple[str, tuple[str, ...]], ...] = (

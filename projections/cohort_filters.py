@@ -3,17 +3,20 @@
 The names are the stored view's own (`projections.cohort_index` turns them into SQL, and
 `cohort_subjects.matches` applies them to a recomputed row); this list adds what an adapter needs
 to offer each one: the type of a value (a `Literal` is its vocabulary), a phrase saying what it
-selects on and the bounds a stored value keeps to. The API builds the query parameters of every
-cohort route from it (`api/cohort_filters.py`), the CLI its options (`cli/filters.py`).
+selects on, the bounds a stored value keeps to, and the short label and choices of a form field.
+The API builds the query parameters of every cohort route from it (`api/cohort_filters.py`), the
+CLI its options (`cli/filters.py`), the cohort page its form (`api/pages.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from domain import events as ev
+from domain.staging import STAGE_ORDER, UNKNOWN
+from projections import survival
 from projections.ctc import ConcordanceStatus, CtcTrend
 
 # The stored view's filter columns (`projections.cohort_index` turns them into SQL).
@@ -46,6 +49,13 @@ class AnyOf:
     name: str
     value: Any
     what: str
+    label: str  # a form field's label
+    # The values a form offers, where the type is no `Literal` or allows values never stored.
+    offered: tuple[str, ...] | None = None
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self.offered if self.offered is not None else get_args(self.value)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class Between:
     column: str
     value: type[int] | type[float] | type[datetime]
     what: str
+    label: str  # a form field's label
     ge: float | None = None
     le: float | None = None
 
@@ -70,23 +81,43 @@ class Between:
 _ANY_OF = {
     f.name: f
     for f in (
-        AnyOf("sex", ev.Sex, "sex"),
-        AnyOf("histology", ev.Histology, "histology"),
-        AnyOf("primary_site", str, "primary site"),
-        AnyOf("stage_group", str, "current stage group (e.g. IVB, unknown)"),
-        AnyOf("ctc_trend", CtcTrend, "CTC trend"),
-        AnyOf("concordance", ConcordanceStatus, "CTC/stage concordance"),
-        AnyOf("survival_status", SurvivalStatus, "survival status"),
+        AnyOf("sex", ev.Sex, "sex", "Sex"),
+        AnyOf("histology", ev.Histology, "histology", "Histology"),
+        AnyOf("primary_site", str, "primary site", "Primary site"),
+        AnyOf(
+            "stage_group",
+            str,
+            "current stage group (e.g. IVB, unknown)",
+            "Stage group",
+            offered=(*STAGE_ORDER, UNKNOWN),
+        ),
+        AnyOf("ctc_trend", CtcTrend, "CTC trend", "CTC trend"),
+        AnyOf("concordance", ConcordanceStatus, "CTC/stage concordance", "Concordance"),
+        # `unknown` is accepted (and matches nothing); a form offers what a row can hold.
+        AnyOf(
+            "survival_status",
+            SurvivalStatus,
+            "survival status",
+            "Survival",
+            offered=get_args(survival.SurvivalStatus),
+        ),
     )
 }
 _BETWEEN = {
     f.column: f
     for f in (
-        Between("birth_year", int, "birth year", ge=1850, le=2200),
-        Between("ctc_latest_per_7_5_ml", float, "latest CTC per 7.5 mL", ge=0, le=1e12),
-        Between("os_months", float, "overall survival in months", ge=0, le=1e12),
-        Between("events", int, "number of events", ge=0, le=MAX_BIGINT),
-        Between("last_recorded_at", datetime, "last recording time"),
+        Between("birth_year", int, "birth year", "Born", ge=1850, le=2200),
+        Between(
+            "ctc_latest_per_7_5_ml",
+            float,
+            "latest CTC per 7.5 mL",
+            "Latest CTC /7.5 mL",
+            ge=0,
+            le=1e12,
+        ),
+        Between("os_months", float, "overall survival in months", "OS months", ge=0, le=1e12),
+        Between("events", int, "number of events", "Events", ge=0, le=MAX_BIGINT),
+        Between("last_recorded_at", datetime, "last recording time", "Last recorded"),
     )
 }
 # In the view's order; a filter the view gains without an entry here fails on import.
