@@ -24,8 +24,7 @@ from msgspec import Struct
 from domain.errors import ValidationFailed
 from domain.instants import instant, iso_utc
 from domain.integrity import record_hash, verify_sequence
-from domain.ledger.application import StoreConfig
-from domain.ledger.db import PostgresDb, SqliteDb, open_db
+from domain.ledger.db import LedgerStore
 from domain.patient import GENESIS_HASH
 
 CHANNELS: tuple[str, ...] = ("api", "cli", "web")
@@ -111,27 +110,11 @@ def row_hash(row: dict[str, Any]) -> str:
     return record_hash(row)
 
 
-class AccessLog:
+class AccessLog(LedgerStore):
     """The append-only, hash-chained log of clinical reads (table `ol_access_log`)."""
 
-    def __init__(self, db: SqliteDb | PostgresDb) -> None:
-        self.db = db
-        self.create()
-
-    @classmethod
-    def open(cls, config: StoreConfig) -> AccessLog:
-        return cls(open_db(config, side="ledger"))
-
-    def close(self) -> None:
-        self.db.close()
-
-    def create(self) -> None:
-        with self.db.transaction(write=True) as cur:
-            if self.db.is_postgres:
-                # Two processes creating the table at once would race in the catalogue.
-                cur.execute("SELECT pg_advisory_xact_lock(7316002)")
-            for statement in SCHEMA:
-                cur.execute(statement)
+    SCHEMA = SCHEMA
+    LOCK_KEY = 7316002
 
     # -- writing ---------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""A thin SQL layer for the read side: the same statements on SQLite and PostgreSQL.
+"""A thin SQL layer for the read side and the stores beside the ledger: the same statements on
+SQLite and PostgreSQL.
 
 Statements are written with `?` placeholders; on PostgreSQL they become `%s`. A write
 transaction takes the database's write lock first (SQLite `BEGIN IMMEDIATE`), so two processes
@@ -13,7 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 if TYPE_CHECKING:
     from domain.ledger.application import StoreConfig
@@ -139,3 +140,34 @@ def open_db(config: StoreConfig, *, side: str = "views") -> SqliteDb | PostgresD
     if side == "ledger":
         return SqliteDb(config.sqlite_path or "oncoledger.db")
     return SqliteDb(views_path(config))
+
+
+def create_tables(db: SqliteDb | PostgresDb, schema: Sequence[str], lock_key: int) -> None:
+    """Run `schema` (`CREATE ... IF NOT EXISTS` statements) in one write transaction. On
+    PostgreSQL under the advisory lock `lock_key`: two processes creating the same table at once
+    would race in the catalogue."""
+    with db.transaction(write=True) as cur:
+        if db.is_postgres:
+            cur.execute(f"SELECT pg_advisory_xact_lock({int(lock_key)})")
+        for statement in schema:
+            cur.execute(statement)
+
+
+class LedgerStore:
+    """The skeleton of a store kept beside the ledger (`open_db(side="ledger")`, never rebuilt):
+    a connection, its tables created when it is opened, closed with it."""
+
+    SCHEMA: ClassVar[tuple[str, ...]]
+    LOCK_KEY: ClassVar[int]  # the advisory lock its tables are created under (PostgreSQL)
+
+    def __init__(self, db: SqliteDb | PostgresDb) -> None:
+        self.db = db
+        create_tables(db, self.SCHEMA, self.LOCK_KEY)
+
+    @classmethod
+    def open(cls, config: StoreConfig, *args: Any) -> Self:
+        """The store on the ledger's side of `config`; `args` go to the constructor after it."""
+        return cls(open_db(config, side="ledger"), *args)
+
+    def close(self) -> None:
+        self.db.close()

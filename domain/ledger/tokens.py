@@ -23,8 +23,7 @@ from typing import Literal, NamedTuple, get_args
 from msgspec import Struct
 
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from domain.ledger.application import StoreConfig
-from domain.ledger.db import Cursor, PostgresDb, SqliteDb, open_db
+from domain.ledger.db import Cursor, LedgerStore
 
 Role = Literal["reader", "clinician", "auditor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -78,27 +77,11 @@ class TokenInfo(Struct, frozen=True, kw_only=True):
         return self.revoked_at is None
 
 
-class TokenStore:
+class TokenStore(LedgerStore):
     """The table `ol_tokens`: create (secret returned once), list, revoke, authenticate."""
 
-    def __init__(self, db: SqliteDb | PostgresDb) -> None:
-        self.db = db
-        self.create_tables()
-
-    @classmethod
-    def open(cls, config: StoreConfig) -> TokenStore:
-        return cls(open_db(config, side="ledger"))
-
-    def close(self) -> None:
-        self.db.close()
-
-    def create_tables(self) -> None:
-        with self.db.transaction(write=True) as cur:
-            if self.db.is_postgres:
-                # Two processes creating the table at once would race in the catalogue.
-                cur.execute("SELECT pg_advisory_xact_lock(7316003)")
-            for statement in SCHEMA:
-                cur.execute(statement)
+    SCHEMA = SCHEMA
+    LOCK_KEY = 7316003
 
     # -- writing ---------------------------------------------------------------------------------
 

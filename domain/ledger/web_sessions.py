@@ -17,8 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from domain.instants import iso_utc
-from domain.ledger.application import StoreConfig
-from domain.ledger.db import PostgresDb, SqliteDb, open_db
+from domain.ledger.db import LedgerStore, PostgresDb, SqliteDb
 from domain.ledger.tokens import Principal, TokenStore, check_role, key_id_of
 
 LIFETIME = timedelta(hours=12)  # one clinical shift; then sign in again
@@ -38,24 +37,15 @@ class WebSession(NamedTuple):
     principal: Principal
 
 
-class WebSessionStore:
+class WebSessionStore(LedgerStore):
     """Open, resolve and end browser sessions; each is tied to one active API token."""
 
+    SCHEMA = SCHEMA
+    LOCK_KEY = 7316004
+
     def __init__(self, db: SqliteDb | PostgresDb, tokens: TokenStore) -> None:
-        self.db = db
+        super().__init__(db)
         self.tokens = tokens
-        with self.db.transaction(write=True) as cur:
-            if self.db.is_postgres:
-                cur.execute("SELECT pg_advisory_xact_lock(7316004)")
-            for statement in SCHEMA:
-                cur.execute(statement)
-
-    @classmethod
-    def open(cls, config: StoreConfig, tokens: TokenStore) -> WebSessionStore:
-        return cls(open_db(config, side="ledger"), tokens)
-
-    def close(self) -> None:
-        self.db.close()
 
     def sign_in(self, token: str) -> tuple[str, WebSession] | None:
         """A new session for a valid token: (cookie secret, session); None for a bad token."""
