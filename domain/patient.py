@@ -46,6 +46,10 @@ def parse_date(text: str, field: str) -> PartialDate:
         raise ValidationFailed(f"`{field}`: {exc}", field=field, rule="calendar_date") from exc
 
 
+def _in_future(field: str, value: object) -> RuleViolation:
+    return RuleViolation(f"`{field}` {value} is in the future", field=field, rule="not_in_future")
+
+
 @dataclass(frozen=True)
 class Recorded:
     """An event as the library stores it: the stream position and the flat ledger entry."""
@@ -270,20 +274,12 @@ class Patient:
     def check_dates(self, entry: ev.Event, *, today: date, prefix: str = "") -> None:
         occurred = parse_date(entry.occurred, prefix + "occurred")
         if occurred.earliest > today:
-            raise RuleViolation(
-                f"`{prefix}occurred` {entry.occurred} is in the future",
-                field=prefix + "occurred",
-                rule="not_in_future",
-            )
+            raise _in_future(prefix + "occurred", entry.occurred)
         birth_year = self.birth_year
         if isinstance(entry, ev.PatientRegistered):
             birth_year = entry.birth_year
             if birth_year is not None and birth_year > today.year:
-                raise RuleViolation(
-                    f"`{prefix}birth_year` {birth_year} is in the future",
-                    field=prefix + "birth_year",
-                    rule="not_in_future",
-                )
+                raise _in_future(prefix + "birth_year", birth_year)
         if birth_year is not None and occurred.year < birth_year:
             raise RuleViolation(
                 f"`{prefix}occurred` {entry.occurred} is before the birth year {birth_year}",
@@ -293,11 +289,7 @@ class Patient:
         if isinstance(entry, ev.Chemotherapy) and entry.ended is not None:
             ended = parse_date(entry.ended, prefix + "ended")
             if ended.earliest > today:
-                raise RuleViolation(
-                    f"`{prefix}ended` {entry.ended} is in the future",
-                    field=prefix + "ended",
-                    rule="not_in_future",
-                )
+                raise _in_future(prefix + "ended", entry.ended)
             if occurred.is_certainly_after(ended):
                 raise RuleViolation(
                     f"`{prefix}ended` {entry.ended} is before `occurred` {entry.occurred}",
