@@ -23,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy domain projections api cli
+	$(BIN)/mypy domain projections api cli bench
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
@@ -34,7 +34,7 @@ screenshot: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy domain projections api cli
+	$(BIN)/mypy domain projections api cli bench
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -185,29 +186,29 @@ class Bench:
             reps = self.plan.rebuild_reps[i]
             self.step(
                 f"rebuild over {store['events']:,} events",
-                lambda s=store, c=curve, r=reps, m=main: self.rebuild(s, c, r, m),
+                partial(self.rebuild, store, curve, reps, main),
             )
             self.step(
                 f"cohort on real views of {store['patients']:,} patients",
-                lambda s=store, c=curve: self.cohort_real(s, c),
+                partial(self.cohort_real, store, curve),
             )
             self.step(
                 f"load in a store of {store['events']:,} events",
-                lambda s=store, c=curve, m=main: self.load(s, c, m),
+                partial(self.load, store, curve, main),
             )
             if main:
                 self.step(
                     f"disk use of a store of {store['events']:,} events",
-                    lambda s=store: scale_rows.disk(self, s),
+                    partial(scale_rows.disk, self, store),
                 )
             self.step(
                 f"in-process append, store of {store['events']:,} events",
-                lambda s=store, c=curve: self.append_curve(s, c),
+                partial(self.append_curve, store, curve),
             )
         if stores:
             self.step(
                 "first write after a restart",
-                lambda s=stores[-1]: scale_rows.first_write(self, s),
+                partial(scale_rows.first_write, self, stores[-1]),
             )
         self.step("cohort over synthetic rows", lambda: query_rows.cohort_synthetic(self))
         self.step("import", lambda: query_rows.import_(self))

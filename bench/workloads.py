@@ -20,7 +20,7 @@ from bench import stores, synth
 from bench.common import config, now, rss_kib, store_config
 from domain.codec import decode_entry
 from domain.ledger.application import Ledger
-from domain.ledger.db import views_path
+from domain.ledger.db import SqliteDb, views_path
 from projections.root import OncoLedger
 from projections.views import PATIENT_COLUMNS
 
@@ -267,6 +267,7 @@ def cohort(a: dict[str, Any]) -> Result:
     with OncoLedger(config(path)) as ol:
         conn = sqlite3.connect(views_path(ol.config))
         statements: dict[str, list[str]] = {}
+        assert isinstance(ol.views.db, SqliteDb)  # these workloads run on SQLite
         product = ol.views.db._connection()
         for name, query in _queries("squamous_cell_carcinoma"):
             if "page 2" in name:
