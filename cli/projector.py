@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from types import FrameType
 
 import click
 
@@ -38,14 +37,17 @@ def projections_run(session: Session, once: bool, poll: float, as_json: bool) ->
         while projector.step():
             pass
     else:
-
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            projector.request_stop()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        # The stop signals are taken by `sigwait` in this thread, never by a handler: a Python
+        # handler runs between two bytecodes of whatever this thread was doing, and one that
+        # set the projector's `threading.Event` while this thread held that event's lock (in
+        # its wait or clear) would deadlock the process (seen: a SIGTERM'd projector that never
+        # exited). The mask is set before the projector's thread starts, which inherits it.
+        stop_signals = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         click.echo("projector running; Ctrl-C stops it", err=True)
-        projector.run()
+        projector.start()
+        signal.sigwait(stop_signals)
+        projector.stop()
     status = ledger.projection_status()
     if as_json:
         render.emit_json({"applied": projector.applied, **status})
