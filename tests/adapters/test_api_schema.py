@@ -80,6 +80,10 @@ def test_every_operation_conforms_to_the_document(served: tuple[Litestar, str]) 
                 # Schema-valid bodies are often refused by the ledger's rules (an unknown
                 # patient, a date before birth): 404 or 422 is then right, not a failure.
                 excluded_checks=[positive_data_acceptance],
+                # schemathesis gives up on a response after 10 s by default; a chart's first
+                # render (matplotlib's first import and font cache) can take longer than that
+                # on a loaded machine, which Hypothesis then reports as a flaky test.
+                timeout=300,
             )
 
         try:
