@@ -8,8 +8,10 @@ environment: ONCOLEDGER_DB or ONCOLEDGER_DATABASE_URL.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -50,6 +52,11 @@ from projections.projector import NO_PROJECTOR_ENV
 from projections.root import OncoLedger, StoreConfig
 
 MAX_BODY_BYTES = 1024 * 1024
+# Threads for the sync handlers (the event loop's default executor, which Litestar runs them in).
+# Python's default is cpu_count + 4 (6 on 2 cores): then at most 6 appends are ever in flight,
+# so a group commit never holds more than 6, and 32 clients queue for a thread. An append's
+# thread mostly waits for its commit (no GIL held), so many threads cost little.
+HANDLER_THREADS = 64
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 DESCRIPTION = """\
@@ -128,6 +135,8 @@ def create_app(config: StoreConfig | None = None, *, projector: bool | None = No
 
     @asynccontextmanager
     async def open_ledger(app: Litestar) -> AsyncIterator[None]:
+        threads = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="oncoledger-handler")
+        asyncio.get_running_loop().set_default_executor(threads)
         service = await anyio.to_thread.run_sync(
             functools.partial(OncoLedger, store, project_inline=False)
         )
