@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
