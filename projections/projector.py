@@ -26,7 +26,7 @@ POLL_SECONDS = 0.2
 # (its fixed cost per round: the head and position reads, a transaction, the tracking row), and
 # leaves the GIL to the requests in between. A read waiting for the views (`wait_for`) cuts
 # the pause short. Idle, a save is applied at once (the pause follows a round, never precedes).
-GATHER_SECONDS = 0.05
+GATHER_SECONDS = 0.02
 # Set (by `serve --no-projector`) for server processes that leave projecting to workers.
 NO_PROJECTOR_ENV = "ONCOLEDGER_NO_PROJECTOR"
 
