@@ -22,10 +22,10 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 # After a round that applied events while this process saved more (an embedded projector under
 # a write load), saves are let accumulate this long before the next round: the projector then
-# applies batches of tens of events, not a round per save
-# (its fixed cost per round: the head and position reads, a transaction, the tracking row), and
-# leaves the GIL to the requests in between. A read waiting for the views (`wait_for`) cuts
-# the pause short. Idle, a save is applied at once (the pause follows a round, never precedes).
+# applies batches of tens of events, not a round per save (its fixed cost per round: the head
+# and position reads, a transaction, the tracking row), and leaves the GIL to the requests in
+# between. A read waiting for the views (`wait_for`) cuts the pause short. Idle, a save is
+# applied at once (the pause follows a round, never precedes one).
 GATHER_SECONDS = 0.02
 # Set (by `serve --no-projector`) for server processes that leave projecting to workers.
 NO_PROJECTOR_ENV = "ONCOLEDGER_NO_PROJECTOR"
