@@ -8,6 +8,12 @@ costs microseconds, not the tens of milliseconds per request a slow hash would a
 
 Tokens live beside the ledger (`open_db(config, side="ledger")`), never in the rebuildable
 views. A revoked token stays listed with its `revoked_at`; its name may be given to a new token.
+
+A token this process verified is remembered for `RECHECK` seconds, by its SHA-256 (`verified`):
+the API then admits it without a database read (no thread hop per request). A revocation made
+in this process takes effect at once (every store of the process forgets what it verified); one
+made by another process (`oncoledger token revoke` while a server runs) within `RECHECK`
+seconds, the same bound as an erasure made elsewhere (`domain.ledger.patient_keys.RECHECK`).
 """
 
 from __future__ import annotations
@@ -17,13 +23,15 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple, get_args
 
 from msgspec import Struct
 
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from domain.ledger.db import Cursor, LedgerStore
+from domain.ledger.db import Cursor, LedgerStore, PostgresDb, SqliteDb
 
 Role = Literal["reader", "clinician", "auditor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -55,6 +63,25 @@ SCHEMA = (
 )
 _COLUMNS = "name, role, key_id, created_at, revoked_at"
 
+RECHECK = 1.0  # seconds a verified token is trusted without asking the store again
+_MAX_VERIFIED = 10_000
+
+
+class _Revocations:
+    """How many revocations this process has made: a verified token remembered before the
+    latest one is asked for again, whichever store of the process revoked."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+_REVOCATIONS = _Revocations()
+
 
 class Principal(NamedTuple):
     """Who a valid token speaks for: the actor's name and the token's role."""
@@ -82,6 +109,11 @@ class TokenStore(LedgerStore):
 
     SCHEMA = SCHEMA
     LOCK_KEY = 7316003
+
+    def __init__(self, db: SqliteDb | PostgresDb) -> None:
+        # SHA-256 of a verified token -> (its principal, when verified, revocations by then).
+        self._verified: dict[str, tuple[Principal, float, int]] = {}
+        super().__init__(db)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -121,7 +153,9 @@ class TokenStore(LedgerStore):
         return secret
 
     def revoke(self, name: str) -> TokenInfo:
-        """Revoke the active token named `name`; it stops working at once."""
+        """Revoke the active token named `name`; it stops working at once (in a server of
+        another process, within `RECHECK` seconds)."""
+        _REVOCATIONS.bump()  # before and after: no check in between may remember it as valid
         with self.db.transaction(write=True) as cur:
             self._lock(cur)
             cur.execute(
@@ -134,6 +168,7 @@ class TokenStore(LedgerStore):
             cur.execute(
                 "UPDATE ol_tokens SET revoked_at = ? WHERE key_id = ?", (revoked_at, row[2])
             )
+        _REVOCATIONS.bump()
         return _info((*row[:4], revoked_at))
 
     def _lock(self, cur: Cursor) -> None:
@@ -151,12 +186,25 @@ class TokenStore(LedgerStore):
             rows = cur.fetchall()
         return [_info(row) for row in rows]
 
+    def verified(self, token: str) -> Principal | None:
+        """The principal of a token this process verified less than `RECHECK` seconds ago and
+        since which it revoked none; else None (then `authenticate` asks the store). No I/O."""
+        known = self._verified.get(_hash(token))
+        if known is None:
+            return None
+        principal, checked, revocations = known
+        if revocations != _REVOCATIONS.count or time.monotonic() - checked >= RECHECK:
+            return None
+        return principal
+
     def authenticate(self, token: str) -> Principal | None:
-        """The principal of an active token; None for anything else (unknown, revoked, garbage)."""
+        """The principal of an active token; None for anything else (unknown, revoked, garbage).
+        Always asks the store; a token found active is remembered (`verified`)."""
         match = _TOKEN.match(token)
         digest = _hash(token)
         if match is None:
             return None
+        revocations, checked = _REVOCATIONS.count, time.monotonic()
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT name, role, token_hash FROM ol_tokens "
@@ -167,8 +215,13 @@ class TokenStore(LedgerStore):
         # Compared even when the key id is unknown, so timing tells nothing about the table.
         matches = hmac.compare_digest(str(row[2]) if row else "0" * 64, digest)
         if row is None or not matches:
+            self._verified.pop(digest, None)
             return None
-        return Principal(str(row[0]), check_role(str(row[1])))
+        principal = Principal(str(row[0]), check_role(str(row[1])))
+        if len(self._verified) >= _MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[digest] = (principal, checked, revocations)
+        return principal
 
 
 def key_id_of(token: str) -> str | None:

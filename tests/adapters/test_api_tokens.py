@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from helpers import Cli
 
 from cli import serve as serve_module
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from domain.ledger import tokens as tokens_module
 from domain.ledger.application import StoreConfig
 from domain.ledger.tokens import ALLOWED, ROLES, Principal, TokenStore, authorize
 from projections.root import OncoLedger
@@ -35,6 +37,51 @@ def test_a_token_authenticates_as_its_name_and_role(tokens: TokenStore) -> None:
     (info,) = tokens.list()
     assert (info.name, info.role, info.active) == ("dr.li", "clinician", True)
     assert info.key_id in secret
+
+
+def test_a_verified_token_is_remembered_briefly_and_forgotten_when_any_is_revoked(
+    store: StoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with OncoLedger(store) as ledger, OncoLedger(store) as other:
+        secret = ledger.tokens.create("dr.li", "clinician")
+        kept = ledger.tokens.create("ann", "reader")
+        assert ledger.tokens.verified(secret) is None  # never asked the store yet
+        assert ledger.tokens.authenticate(secret) == Principal("dr.li", "clinician")
+        assert ledger.tokens.authenticate(kept) == Principal("ann", "reader")
+        assert ledger.tokens.verified(secret) == Principal("dr.li", "clinician")
+        assert ledger.tokens.verified(secret + "x") is None  # remembered by the whole token
+        # A revocation by any store of this process: nothing verified before it is trusted.
+        other.tokens.revoke("dr.li")
+        assert ledger.tokens.verified(secret) is None
+        assert ledger.tokens.verified(kept) is None
+        assert ledger.tokens.authenticate(secret) is None
+        assert ledger.tokens.authenticate(kept) == Principal("ann", "reader")
+        # A revocation by another process is seen once RECHECK seconds have passed.
+        later = time.monotonic() + tokens_module.RECHECK
+        monkeypatch.setattr(tokens_module.time, "monotonic", lambda: later)
+        assert ledger.tokens.verified(kept) is None
+
+
+def test_a_revoked_token_is_refused_at_once_although_it_was_just_admitted(
+    store: StoreConfig,
+) -> None:
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+
+    with OncoLedger(store) as ledger:
+        secret = ledger.tokens.create("dr.li", "clinician")
+    with TestClient(create_app(store, projector=False)) as client:
+        headers = {"Authorization": f"Bearer {secret}"}
+        body = {"patient_id": "P1", "occurred": "2016-04-26", "sex": "male", "birth_year": 1940}
+        answer = client.post("/api/v1/patients", json=body, headers=headers)
+        assert answer.status_code == 201
+        assert client.get("/api/v1/patients/P1", headers=headers).status_code == 200
+        with OncoLedger(store) as ledger:
+            ledger.tokens.revoke("dr.li")
+        refused = client.get("/api/v1/patients/P1", headers=headers)
+        assert refused.status_code == 401
+        assert "unknown or revoked" in refused.json()["detail"]
 
 
 def test_secrets_are_random_and_never_stored(sqlite_store: StoreConfig) -> None:

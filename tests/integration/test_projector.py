@@ -475,3 +475,35 @@ def test_serve_no_projector_leaves_projection_to_a_worker(
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(BOUND)
+
+
+class _Backlog:
+    """Views stand-in: each round applies one event; the first round sees a save meanwhile."""
+
+    def __init__(self) -> None:
+        self.applied = 0
+        self.projector: Projector | None = None
+
+    def catch_up(self, *, skip_locked: bool = False) -> int:
+        self.applied += 1
+        if self.applied == 1 and self.projector is not None:
+            self.projector.wake()  # this process saved while the round ran: under a write load
+        return 1
+
+    def position(self) -> int:
+        return self.applied
+
+
+def test_a_read_waiting_for_the_views_cuts_the_projectors_gathering_pause_short() -> None:
+    # given a projector that, under a write load, lets saves gather for longer than any wait
+    views = _Backlog()
+    projector = Projector(views, gather=10 * BOUND)  # type: ignore[arg-type]
+    views.projector = projector
+    projector.start()
+    try:
+        _wait(lambda: views.applied >= 1)
+        # when a read waits for a position the next round reaches, then it does not wait out
+        # the pause: the round runs at once
+        assert projector.wait_for(2, BOUND)
+    finally:
+        projector.stop()
