@@ -15,8 +15,9 @@ partial dates.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 from uuid import UUID
@@ -84,6 +85,16 @@ class Summary:
         self.biopsy_dx: Item | None = None
         self.death: Item | None = None
         self.last: Item | None = None
+
+    def copy(self) -> Summary:
+        """A copy that later folds leave unchanged (the lists are its own; the rest is
+        immutable or replaced, never mutated, by a fold)."""
+        twin = Summary.__new__(Summary)
+        for name in Summary.__slots__:
+            setattr(twin, name, getattr(self, name))
+        twin.stagings = list(self.stagings)
+        twin.assessments = list(self.assessments)
+        return twin
 
     def fold(self, item: Item) -> None:
         """One more in-force item, at or after every item folded so far."""
@@ -181,10 +192,19 @@ def _on_or_after(assessment: Assessment, diagnosis: ev.DiagnosisConfirmed) -> bo
 
 
 class PatientState:
-    """A patient's items, registration and summary after its first `version` events."""
+    """A patient's items, registration and summary after its first `version` events.
+
+    The summary is folded over the items in clinical order. A correction or a late entry
+    changes the items from some position on: the summary is folded again from there, starting
+    at the latest checkpoint before it (a copy of the summary taken every `CHECKPOINT_EVERY`
+    items), so a late entry dated near the end costs the same at 10 and at 1,000 events."""
+
+    CHECKPOINT_EVERY = 64
 
     __slots__ = (
-        "_stale",
+        "_checkpoints",
+        "_dirty",
+        "_folded",
         "_summary",
         "items",
         "last_event_id",
@@ -202,7 +222,11 @@ class PatientState:
         self.last_recorded_at: datetime | None = None
         self.last_event_id: UUID | None = None
         self._summary = Summary()
-        self._stale = False
+        self._folded = 0  # items (in clinical order) the summary covers
+        # The first position whose item changed since the summary was folded (None: none).
+        self._dirty: int | None = None
+        # (n, the summary over the first n items), n a multiple of CHECKPOINT_EVERY, ascending.
+        self._checkpoints: list[tuple[int, Summary]] = []
         for entry in history:
             self.apply(entry)
 
@@ -224,12 +248,45 @@ class PatientState:
             and isinstance(entry.replacement, ev.PatientRegistered)
         ):
             self.registration = entry.replacement
+        # Where the item the entry changes stands before it (a correction's target; an id
+        # seen before, which the ledger never stores).
+        key = (
+            entry.target_event_id
+            if isinstance(entry, ev.EventAmended | ev.EventRetracted)
+            else entry.event_id
+        )
+        known = self.items.get(key) if key is not None else None
+        before = self._index(known) if known is not None else None
         change, item = self.items.apply(entry)
-        if change == "appended" and not self._stale:
-            assert item is not None
-            self._summary.fold(item)
-        elif change != "ignored":
-            self._stale = True  # a correction or a late entry: folded again when asked
+        if change == "ignored" or item is None:
+            return
+        if change == "appended" and before is None and self._dirty is None:
+            self._advance()
+            return
+        at = self._index(item)
+        if before is not None:
+            at = min(at, before)
+        self._dirty = at if self._dirty is None else min(self._dirty, at)
+
+    def _index(self, item: Item) -> int:
+        """The item's position in clinical order (sort keys are unique: date, then version)."""
+        order = self.items.items
+        index = bisect_left(order, item.sort_key, key=_sort_key)
+        assert order[index] is item
+        return index
+
+    def _advance(self) -> None:
+        """Fold the items after those the summary covers, taking checkpoints on the way."""
+        order = self.items.items
+        every = self.CHECKPOINT_EVERY
+        summary = self._summary
+        for n in range(self._folded, len(order)):
+            if n and n % every == 0 and (not self._checkpoints or self._checkpoints[-1][0] < n):
+                self._checkpoints.append((n, summary.copy()))
+            item = order[n]
+            if item.status != "retracted":
+                summary.fold(item)
+        self._folded = len(order)
 
     def follows(self, history: Sequence[ev.AnyEvent]) -> bool:
         """Is this state a prefix of `history` (so the rest can be applied to it)?"""
@@ -237,12 +294,18 @@ class PatientState:
         return v <= len(history) and (v == 0 or history[v - 1].event_id == self.last_event_id)
 
     def summary(self) -> Summary:
-        if self._stale:
-            summary = Summary()
-            for item in self.items.items:
-                if item.status != "retracted":
-                    summary.fold(item)
-            self._summary, self._stale = summary, False
+        if self._dirty is not None:
+            # Folded again from the latest checkpoint that covers only unchanged items.
+            while self._checkpoints and self._checkpoints[-1][0] > self._dirty:
+                self._checkpoints.pop()
+            if self._checkpoints:
+                self._folded, kept = self._checkpoints[-1]
+                self._summary = kept.copy()
+            else:
+                self._folded, self._summary = 0, Summary()
+            self._dirty = None
+        if self._folded < len(self.items.items):
+            self._advance()
         return self._summary
 
     def rows(self) -> tuple[PatientRow, tuple[Any, ...]]:
@@ -280,3 +343,7 @@ class PatientState:
             s.draws,
         )
         return row, survival_row
+
+
+def _sort_key(item: Item) -> tuple[date, int]:
+    return item.sort_key

@@ -8,6 +8,7 @@ the whole history: the cohort row, the survival row, every read model, the items
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -22,7 +23,7 @@ from domain.in_force import Correction, Item, build
 from domain.patient import Patient
 from projections import readmodels, survival_subjects
 from projections.current import view_of
-from projections.patient_state import PatientState
+from projections.patient_state import PatientState, Summary
 
 Body = dict[str, Any]
 
@@ -187,3 +188,43 @@ def test_kept_state_equals_the_full_computation_after_every_event(
         for name in readmodels.PATIENT_VIEWS:
             computed = view_of(state, name, readmodels.STORED_CTC_RULE)
             assert msgspec.to_builtins(computed) == msgspec.to_builtins(views[name]), name
+
+
+def test_kept_state_folded_again_from_checkpoints_equals_the_full_computation(
+    monkeypatch: Any,
+) -> None:
+    """The same property with a checkpoint every two items: a late entry or a correction is
+    folded again from the latest checkpoint before it, never from a stale one."""
+    monkeypatch.setattr(PatientState, "CHECKPOINT_EVERY", 2)
+    test_kept_state_equals_the_full_computation_after_every_event()
+
+
+def test_a_late_entry_refolds_only_from_the_checkpoint_before_it(monkeypatch: Any) -> None:
+    """A 300-event stream, then one event dated a few items before the last: the summary is
+    folded again over the items after the checkpoint before it, not over the whole stream."""
+    patient = Patient("P1")
+    registration = {"type": "patient_registered", "occurred": "2015-01-01", "sex": "male"}
+    patient.record(decode_entry(registration), actor="t", source="cli")
+    for i in range(300):
+        day = (date(2016, 1, 1) + timedelta(days=i)).isoformat()
+        body = {"type": "ctc_count", "occurred": day, "count": i % 7}
+        patient.record(decode_entry(body), actor="t", source="cli")
+    state = PatientState("P1", patient.entries)
+    state.rows()
+    folds: list[Item] = []
+    real_fold = Summary.fold
+
+    def counting(self: Summary, item: Item) -> None:
+        folds.append(item)
+        real_fold(self, item)
+
+    monkeypatch.setattr(Summary, "fold", counting)
+    late = {"type": "ctc_count", "occurred": state.items.items[-5].body.occurred, "count": 1}
+    patient.record(decode_entry(late), actor="t", source="cli")
+    state.apply(patient.entries[-1])
+    got_row, got_survival = state.rows()
+    monkeypatch.undo()
+    views, row = readmodels.project("P1", list(patient.entries))
+    assert got_row == row
+    assert got_survival == survival_subjects.row("P1", views)
+    assert 0 < len(folds) <= PatientState.CHECKPOINT_EVERY + 5
