@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
-from domain import events as ev
+from domain.codec import decode_stored
 from domain.ledger.application import Ledger
 from domain.ledger.db import Cursor
 from domain.ledger.patient_keys import envelope_of
@@ -33,7 +31,6 @@ STATE_CACHE = 2000  # patients whose state is kept in memory
 
 Rows = tuple[list[Sequence[Any]], list[list[Any]], list[tuple[Any, ...]]]
 
-_entry_decoder = msgspec.json.Decoder(ev.AnyEvent)
 _PATIENT_UPSERT = (
     f"INSERT INTO ol_patients ({', '.join(PATIENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in PATIENT_COLUMNS)}) "
@@ -83,7 +80,7 @@ class Projection:
                 continue
             try:
                 plaintext = self.ledger.plaintext(n)
-                entry = _entry_decoder.decode(plaintext)
+                entry = decode_stored(plaintext)
             except Exception:
                 # A stream whose payloads cannot be read must not stall every other patient's
                 # views: skipped, and said so in the log.
