@@ -51,6 +51,16 @@ ENVELOPE_FIELDS = (
     "hash",
 )
 _encoder = msgspec.json.Encoder(order="sorted")
+
+
+class _Slot(msgspec.Struct):
+    """The slot an envelope names (its other fields are not needed to open the state)."""
+
+    stream: str | None = None
+    version: int | None = None
+
+
+_slot_decoder = msgspec.json.Decoder(_Slot)
 # Seconds a live key is used from memory before the key table is asked again (erasures made by
 # another process reach this one within that time).
 RECHECK = 1.0
@@ -74,6 +84,8 @@ class PatientKeys:
         self.db = db
         self._master = AESGCM(base64.b64decode(master_key))
         self._cache: dict[str, tuple[bytes | None, float]] = {}
+        # Ciphers of live keys; an erased patient's key is dropped with its entry (`_remember`).
+        self._aeads: dict[bytes, AESGCM] = {}
         self._lock = threading.Lock()
         with db.transaction(write=True) as cur:
             if db.is_postgres:
@@ -129,7 +141,17 @@ class PatientKeys:
 
     def _remember(self, patient_id: str, key: bytes | None) -> None:
         with self._lock:
+            known = self._cache.get(patient_id)
+            if key is None and known is not None and known[0] is not None:
+                self._aeads.pop(known[0], None)
             self._cache[patient_id] = (key, time.monotonic())
+
+    def _aead(self, key: bytes) -> AESGCM:
+        """The cipher of a data key, made once (making one costs more than a decryption)."""
+        aead = self._aeads.get(key)
+        if aead is None:
+            aead = self._aeads[key] = AESGCM(key)
+        return aead
 
     def has_key(self, patient_id: str) -> bool:
         return self._row(patient_id) is not None
@@ -243,15 +265,18 @@ class PatientKeys:
             )
         envelope = _envelope(patient_id, version, topic, entry)
         nonce = os.urandom(_NONCE)
-        body = AESGCM(key).encrypt(nonce, plain, envelope)
+        body = self._aead(key).encrypt(nonce, plain, envelope)
         return MAGIC + struct.pack(">I", len(envelope)) + envelope + nonce + body
 
     def open(self, patient_id: str, version: int, topic: str, state: bytes) -> bytes:
         """The event JSON of a sealed state; `Gone` for an erased patient, ValueError for a
         state that is not this slot's (moved, altered, or under another key)."""
         envelope, nonce, body = split(state)
-        clear = msgspec.json.decode(envelope)
-        if clear.get("stream") != patient_id or clear.get("version") != version:
+        try:
+            slot = _slot_decoder.decode(envelope)
+        except msgspec.DecodeError:
+            slot = None
+        if slot is None or slot.stream != patient_id or slot.version != version:
             raise ValueError("the envelope names another slot than the one it is stored in")
         key = self.key(patient_id)
         if key is None:
@@ -259,7 +284,7 @@ class PatientKeys:
                 raise Gone(f"patient {patient_id} was erased", field="patient_id", rule="erased")
             raise ValueError(f"no data key for patient {patient_id}")
         try:
-            return AESGCM(key).decrypt(nonce, body, envelope)
+            return self._aead(key).decrypt(nonce, body, envelope)
         except InvalidTag:
             raise ValueError("the ciphertext does not decrypt in this slot") from None
 
