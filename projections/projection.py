@@ -73,9 +73,13 @@ class Projection:
         survival rows of every patient it touched."""
         touched: dict[str, PatientState | None] = {}
         rows: list[Sequence[Any]] = []
+        erased: dict[str, bool] = {}  # asked once per patient per batch
         for n in notifications:
             patient_id = str(n.originator_id)
-            if self.ledger.is_erased(patient_id):
+            gone = erased.get(patient_id)
+            if gone is None:
+                gone = erased[patient_id] = self.ledger.is_erased(patient_id)
+            if gone:
                 rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
                 continue
             try:
