@@ -146,7 +146,7 @@ class PatientKeys:
                 self._aeads.pop(known[0], None)
             self._cache[patient_id] = (key, time.monotonic())
 
-    def _aead(self, key: bytes) -> AESGCM:
+    def cipher(self, key: bytes) -> AESGCM:
         """The cipher of a data key, made once (making one costs more than a decryption)."""
         aead = self._aeads.get(key)
         if aead is None:
@@ -265,7 +265,7 @@ class PatientKeys:
             )
         envelope = _envelope(patient_id, version, topic, entry)
         nonce = os.urandom(_NONCE)
-        body = self._aead(key).encrypt(nonce, plain, envelope)
+        body = self.cipher(key).encrypt(nonce, plain, envelope)
         return MAGIC + struct.pack(">I", len(envelope)) + envelope + nonce + body
 
     def open(self, patient_id: str, version: int, topic: str, state: bytes) -> bytes:
@@ -284,7 +284,7 @@ class PatientKeys:
                 raise Gone(f"patient {patient_id} was erased", field="patient_id", rule="erased")
             raise ValueError(f"no data key for patient {patient_id}")
         try:
-            return self._aead(key).decrypt(nonce, body, envelope)
+            return self.cipher(key).decrypt(nonce, body, envelope)
         except InvalidTag:
             raise ValueError("the ciphertext does not decrypt in this slot") from None
 
