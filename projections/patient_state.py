@@ -199,7 +199,7 @@ class PatientState:
     at the latest checkpoint before it (a copy of the summary taken every `CHECKPOINT_EVERY`
     items), so a late entry dated near the end costs the same at 10 and at 1,000 events."""
 
-    CHECKPOINT_EVERY = 64
+    CHECKPOINT_EVERY = 16
 
     __slots__ = (
         "_checkpoints",

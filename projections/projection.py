@@ -74,6 +74,8 @@ class Projection:
         touched: dict[str, PatientState | None] = {}
         rows: list[Sequence[Any]] = []
         erased: dict[str, bool] = {}  # asked once per patient per batch
+        if self.ledger.keys is not None:  # the batch's keys in one query, not one per patient
+            self.ledger.keys.preload(str(n.originator_id) for n in notifications)
         for n in notifications:
             patient_id = str(n.originator_id)
             gone = erased.get(patient_id)
