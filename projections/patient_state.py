@@ -45,12 +45,11 @@ class Summary:
     """The cohort-row and survival-row values of the items folded so far (clinical order)."""
 
     __slots__ = (
-        "all_ge",
-        "all_le",
         "assessments",
         "at_dx",
         "biopsy_dx",
         "death",
+        "downs",
         "draws",
         "dx_confirmed",
         "first_draw",
@@ -63,6 +62,7 @@ class Summary:
         "last_value",
         "positives",
         "stagings",
+        "ups",
     )
 
     def __init__(self) -> None:
@@ -75,7 +75,7 @@ class Summary:
         # ctc (the stored rule)
         self.draws = 0
         self.first_value = self.last_value = Fraction(0)
-        self.all_le = self.all_ge = True  # every step so far <= 0, >= 0
+        self.ups = self.downs = 0  # steps between consecutive draws that rise, that fall
         self.positives = 0
         self.last_positive = False
         self.first_draw: Item | None = None
@@ -95,6 +95,9 @@ class Summary:
         twin.stagings = list(self.stagings)
         twin.assessments = list(self.assessments)
         return twin
+
+    # The types whose bodies a fold reads; of any other item it keeps only that it came last.
+    READS = (ev.CtcCount, ev.Staging, ev.DiagnosisConfirmed, ev.Biopsy, ev.Death)
 
     def fold(self, item: Item) -> None:
         """One more in-force item, at or after every item folded so far."""
@@ -132,8 +135,8 @@ class Summary:
         value = per_7_5_ml(body.count, body.blood_volume_ml)
         if self.draws:
             step = value - self.last_value
-            self.all_le = self.all_le and step <= 0
-            self.all_ge = self.all_ge and step >= 0
+            self.ups += step > 0
+            self.downs += step < 0
         else:
             self.first_value = value
             self.first_draw = item
@@ -143,16 +146,39 @@ class Summary:
         self.last_positive = value >= _THRESHOLD
         self.positives += self.last_positive
 
+    def insert_draw(self, item: Item, before: Item | None, after: Item | None) -> None:
+        """A draw placed between the in-force draws `before` and `after` (either may be None)
+        of those folded: what folding them all in order would give."""
+        assert isinstance(item.body, ev.CtcCount)
+        value = _value(item)
+        if before is not None and after is not None:
+            self._step(_value(before), _value(after), -1)
+        if before is not None:
+            self._step(_value(before), value, 1)
+        else:
+            self.first_value, self.first_draw = value, item
+        if after is not None:
+            self._step(value, _value(after), 1)
+        else:
+            self.last_value, self.last_draw = value, item
+            self.last_positive = value >= _THRESHOLD
+        self.draws += 1
+        self.positives += value >= _THRESHOLD
+
+    def _step(self, a: Fraction, b: Fraction, sign: int) -> None:
+        self.ups += sign * (b > a)
+        self.downs += sign * (b < a)
+
     # -- what the rows hold ----------------------------------------------------------------------
 
     def ctc_trend(self) -> CtcTrend:
         if self.draws < 2:
             return "insufficient_data"
-        if self.all_le and self.last_value < self.first_value:
+        if not self.ups and self.last_value < self.first_value:
             return "decreasing"
-        if self.all_ge and self.last_value > self.first_value:
+        if not self.downs and self.last_value > self.first_value:
             return "increasing"
-        if self.all_le and self.all_ge:
+        if not self.ups and not self.downs:
             return "stable"
         return "fluctuating"
 
@@ -185,6 +211,12 @@ class Summary:
     def survival(self, patient_id: str) -> SurvivalView:
         diagnosis = self.dx_confirmed or self.biopsy_dx
         return survival_between(patient_id, diagnosis, self.death, self.last)
+
+
+def _value(item: Item) -> Fraction:
+    body = item.body
+    assert isinstance(body, ev.CtcCount)
+    return per_7_5_ml(body.count, body.blood_volume_ml)
 
 
 def _on_or_after(assessment: Assessment, diagnosis: ev.DiagnosisConfirmed) -> bool:
@@ -264,9 +296,49 @@ class PatientState:
             self._advance()
             return
         at = self._index(item)
+        after = self._in_force_after(at) if change == "inserted" else None
+        if (
+            after is not None
+            and before is None
+            and self._dirty is None
+            and self._folded == len(self.items.items) - 1
+        ):
+            # A late entry placed before an item in force (at `after`), of a type the summary
+            # does not read: every fold over a range holding it and a later item in force
+            # gives what it gave without it. So the summary stands, and so do the checkpoints
+            # past `after`, now covering one item more; those between lose their last item.
+            # A late draw is placed between its neighbours; the checkpoints after it go.
+            if not isinstance(item.body, Summary.READS):
+                self._folded += 1
+                self._checkpoints = [
+                    (n + 1 if n > at else n, c)
+                    for n, c in self._checkpoints
+                    if n <= at or n + 1 > after
+                ]
+                return
+            if isinstance(item.body, ev.CtcCount):
+                self._summary.insert_draw(item, *self._draws_around(at))
+                self._folded += 1
+                while self._checkpoints and self._checkpoints[-1][0] > at:
+                    self._checkpoints.pop()
+                return
         if before is not None:
             at = min(at, before)
         self._dirty = at if self._dirty is None else min(self._dirty, at)
+
+    def _draws_around(self, index: int) -> tuple[Item | None, Item | None]:
+        """The in-force draws nearest before and after the item at `index`."""
+        order = self.items.items
+        before = next((order[n] for n in range(index - 1, -1, -1) if _is_draw(order[n])), None)
+        after = next((order[n] for n in range(index + 1, len(order)) if _is_draw(order[n])), None)
+        return before, after
+
+    def _in_force_after(self, index: int) -> int | None:
+        """The position of the first item in force after `index` (None: there is none)."""
+        order = self.items.items
+        return next(
+            (n for n in range(index + 1, len(order)) if order[n].status != "retracted"), None
+        )
 
     def _index(self, item: Item) -> int:
         """The item's position in clinical order (sort keys are unique: date, then version)."""
@@ -343,6 +415,10 @@ class PatientState:
             s.draws,
         )
         return row, survival_row
+
+
+def _is_draw(item: Item) -> bool:
+    return item.status != "retracted" and isinstance(item.body, ev.CtcCount)
 
 
 def _sort_key(item: Item) -> tuple[date, int]:
