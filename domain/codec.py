@@ -1,5 +1,6 @@
-"""The one reading of event JSON: strict conversion to the event Structs, and the one parser of
-msgspec's error messages into the field they are about."""
+"""The one reading of event JSON: strict conversion of client input to the event Structs, the
+trusted decode of what the ledger stored, and the one parser of msgspec's error messages into
+the field they are about."""
 
 from __future__ import annotations
 
@@ -28,6 +29,23 @@ def decode_entry(data: Any) -> ev.AnyEvent:
         return ev.convert_event(data)
     except msgspec.ValidationError as exc:
         raise ValidationFailed(str(exc), field=field_of(str(exc)), rule="schema") from exc
+
+
+_stored_decoder = msgspec.json.Decoder(ev.TrustedEvent)
+
+
+def decode_stored(state: bytes) -> ev.AnyEvent:
+    """An event the ledger itself stored (its plaintext JSON), by the trusted decode path: the
+    shape and types are checked, the input constraints it met when recorded are not run again
+    (`domain.events`, the trusted twins). Never for client input: that is `decode_entry`."""
+    entry: ev.AnyEvent = _stored_decoder.decode(state)
+    return entry
+
+
+def convert_stored(data: Any) -> ev.AnyEvent:
+    """`decode_stored` for stored JSON already parsed (an upcast state)."""
+    entry: ev.AnyEvent = msgspec.convert(data, ev.TrustedEvent)
+    return entry
 
 
 _NAMED_FIELD = ("Object contains unknown field `", "Object missing required field `")

@@ -9,7 +9,8 @@ type and range happens on decode; rules that need the stream live in `domain.pat
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 from uuid import UUID
 
 import msgspec
@@ -311,3 +312,91 @@ def encode(obj: Any) -> bytes:
 def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
     """Import takes exported events: the server fields are assigned again on this ledger."""
     return {k: v for k, v in obj.items() if k not in SERVER_FIELDS}
+
+
+# -- the trusted decode path -------------------------------------------------------------------
+# Bytes the ledger itself wrote (and hash-chained, and sealed under the patient's key) are not
+# client input: their shape, types and tags are still checked on decode, but not the input
+# constraints (patterns, lengths, ranges) every one of them met when it was recorded. Each
+# event Struct has a twin: a subclass that declares the same fields without their `Meta`
+# constraints, so that what is decoded is an instance of the real class (`isinstance`, the tag,
+# encoding and field order all as the real one) and compares equal to the same event decoded
+# strictly. Client input never goes through these (`convert_event`, `domain.codec`).
+
+
+def _unconstrained(tp: Any) -> Any:
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _unconstrained(get_args(tp)[0])
+    if origin in (Union, UnionType):
+        return Union[tuple(_unconstrained(a) for a in get_args(tp))]  # noqa: UP007
+    if origin is list:
+        return list[_unconstrained(get_args(tp)[0])]  # type: ignore[misc]
+    if isinstance(tp, type) and issubclass(tp, Struct):
+        return _trusted_twin(tp)
+    return tp
+
+
+def _same_as_real(self: Struct, other: object) -> Any:
+    if not isinstance(other, Struct):
+        return NotImplemented
+    theirs = getattr(type(other), "_twin_of", type(other))
+    if getattr(type(self), "_twin_of", type(self)) is not theirs:
+        return False
+    return bool(msgspec.structs.astuple(self) == msgspec.structs.astuple(other))
+
+
+def _hash_as_real(self: Struct) -> int:
+    real = type(self)._twin_of  # type: ignore[attr-defined]
+    return hash(real(**msgspec.structs.asdict(self)))
+
+
+_TWINS: dict[type[Struct], type[Struct]] = {}
+
+
+def _trusted_twin(cls: type[Struct]) -> type[Struct]:
+    if cls in _TWINS:
+        return _TWINS[cls]
+    hints = get_type_hints(cls, include_extras=True)
+    fields: list[Any] = []
+    for info in msgspec.structs.fields(cls):
+        declared = hints[info.name]
+        plain = _unconstrained(declared)
+        if plain == declared:
+            continue  # inherited as it is
+        if info.default is not msgspec.NODEFAULT:
+            fields.append((info.name, plain, info.default))
+        elif info.default_factory is not msgspec.NODEFAULT:
+            fields.append((info.name, plain, msgspec.field(default_factory=info.default_factory)))
+        else:
+            fields.append((info.name, plain))
+    config = cls.__struct_config__
+    twin = msgspec.defstruct(
+        cls.__name__,
+        fields,
+        bases=(cls,),
+        module=__name__,
+        namespace={"_twin_of": cls, "__eq__": _same_as_real, "__hash__": _hash_as_real},
+        tag=config.tag,
+        frozen=True,
+        kw_only=True,
+        forbid_unknown_fields=config.forbid_unknown_fields,
+        omit_defaults=config.omit_defaults,
+        # Not tracked by the cyclic garbage collector: an event holds only values and lists of
+        # values, never a reference cycle, and a process keeps many thousands of them (the
+        # collector's passes over them doubled the cost of a decode).
+        gc=False,
+    )
+    twin.__qualname__ = f"_Trusted{cls.__name__}"
+    globals()[twin.__qualname__] = twin  # picklable by name
+    _TWINS[cls] = twin
+    return twin
+
+
+TrustedEvent: Any = _unconstrained(AnyEvent)
+
+
+def event_class(event: Event) -> type[Event]:
+    """The event's own Struct class, for a trusted decode's twin too (look-ups keyed by class)."""
+    cls: type[Event] = getattr(type(event), "_twin_of", type(event))
+    return cls

@@ -15,8 +15,9 @@ partial dates.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 from uuid import UUID
@@ -44,12 +45,11 @@ class Summary:
     """The cohort-row and survival-row values of the items folded so far (clinical order)."""
 
     __slots__ = (
-        "all_ge",
-        "all_le",
         "assessments",
         "at_dx",
         "biopsy_dx",
         "death",
+        "downs",
         "draws",
         "dx_confirmed",
         "first_draw",
@@ -62,6 +62,7 @@ class Summary:
         "last_value",
         "positives",
         "stagings",
+        "ups",
     )
 
     def __init__(self) -> None:
@@ -74,7 +75,7 @@ class Summary:
         # ctc (the stored rule)
         self.draws = 0
         self.first_value = self.last_value = Fraction(0)
-        self.all_le = self.all_ge = True  # every step so far <= 0, >= 0
+        self.ups = self.downs = 0  # steps between consecutive draws that rise, that fall
         self.positives = 0
         self.last_positive = False
         self.first_draw: Item | None = None
@@ -84,6 +85,19 @@ class Summary:
         self.biopsy_dx: Item | None = None
         self.death: Item | None = None
         self.last: Item | None = None
+
+    def copy(self) -> Summary:
+        """A copy that later folds leave unchanged (the lists are its own; the rest is
+        immutable or replaced, never mutated, by a fold)."""
+        twin = Summary.__new__(Summary)
+        for name in Summary.__slots__:
+            setattr(twin, name, getattr(self, name))
+        twin.stagings = list(self.stagings)
+        twin.assessments = list(self.assessments)
+        return twin
+
+    # The types whose bodies a fold reads; of any other item it keeps only that it came last.
+    READS = (ev.CtcCount, ev.Staging, ev.DiagnosisConfirmed, ev.Biopsy, ev.Death)
 
     def fold(self, item: Item) -> None:
         """One more in-force item, at or after every item folded so far."""
@@ -121,8 +135,8 @@ class Summary:
         value = per_7_5_ml(body.count, body.blood_volume_ml)
         if self.draws:
             step = value - self.last_value
-            self.all_le = self.all_le and step <= 0
-            self.all_ge = self.all_ge and step >= 0
+            self.ups += step > 0
+            self.downs += step < 0
         else:
             self.first_value = value
             self.first_draw = item
@@ -132,16 +146,39 @@ class Summary:
         self.last_positive = value >= _THRESHOLD
         self.positives += self.last_positive
 
+    def insert_draw(self, item: Item, before: Item | None, after: Item | None) -> None:
+        """A draw placed between the in-force draws `before` and `after` (either may be None)
+        of those folded: what folding them all in order would give."""
+        assert isinstance(item.body, ev.CtcCount)
+        value = _value(item)
+        if before is not None and after is not None:
+            self._step(_value(before), _value(after), -1)
+        if before is not None:
+            self._step(_value(before), value, 1)
+        else:
+            self.first_value, self.first_draw = value, item
+        if after is not None:
+            self._step(value, _value(after), 1)
+        else:
+            self.last_value, self.last_draw = value, item
+            self.last_positive = value >= _THRESHOLD
+        self.draws += 1
+        self.positives += value >= _THRESHOLD
+
+    def _step(self, a: Fraction, b: Fraction, sign: int) -> None:
+        self.ups += sign * (b > a)
+        self.downs += sign * (b < a)
+
     # -- what the rows hold ----------------------------------------------------------------------
 
     def ctc_trend(self) -> CtcTrend:
         if self.draws < 2:
             return "insufficient_data"
-        if self.all_le and self.last_value < self.first_value:
+        if not self.ups and self.last_value < self.first_value:
             return "decreasing"
-        if self.all_ge and self.last_value > self.first_value:
+        if not self.downs and self.last_value > self.first_value:
             return "increasing"
-        if self.all_le and self.all_ge:
+        if not self.ups and not self.downs:
             return "stable"
         return "fluctuating"
 
@@ -176,15 +213,30 @@ class Summary:
         return survival_between(patient_id, diagnosis, self.death, self.last)
 
 
+def _value(item: Item) -> Fraction:
+    body = item.body
+    assert isinstance(body, ev.CtcCount)
+    return per_7_5_ml(body.count, body.blood_volume_ml)
+
+
 def _on_or_after(assessment: Assessment, diagnosis: ev.DiagnosisConfirmed) -> bool:
     return parse_date(assessment.occurred).latest >= parse_date(diagnosis.occurred).earliest
 
 
 class PatientState:
-    """A patient's items, registration and summary after its first `version` events."""
+    """A patient's items, registration and summary after its first `version` events.
+
+    The summary is folded over the items in clinical order. A correction or a late entry
+    changes the items from some position on: the summary is folded again from there, starting
+    at the latest checkpoint before it (a copy of the summary taken every `CHECKPOINT_EVERY`
+    items), so a late entry dated near the end costs the same at 10 and at 1,000 events."""
+
+    CHECKPOINT_EVERY = 16
 
     __slots__ = (
-        "_stale",
+        "_checkpoints",
+        "_dirty",
+        "_folded",
         "_summary",
         "items",
         "last_event_id",
@@ -202,7 +254,11 @@ class PatientState:
         self.last_recorded_at: datetime | None = None
         self.last_event_id: UUID | None = None
         self._summary = Summary()
-        self._stale = False
+        self._folded = 0  # items (in clinical order) the summary covers
+        # The first position whose item changed since the summary was folded (None: none).
+        self._dirty: int | None = None
+        # (n, the summary over the first n items), n a multiple of CHECKPOINT_EVERY, ascending.
+        self._checkpoints: list[tuple[int, Summary]] = []
         for entry in history:
             self.apply(entry)
 
@@ -224,12 +280,85 @@ class PatientState:
             and isinstance(entry.replacement, ev.PatientRegistered)
         ):
             self.registration = entry.replacement
+        # Where the item the entry changes stands before it (a correction's target; an id
+        # seen before, which the ledger never stores).
+        key = (
+            entry.target_event_id
+            if isinstance(entry, ev.EventAmended | ev.EventRetracted)
+            else entry.event_id
+        )
+        known = self.items.get(key) if key is not None else None
+        before = self._index(known) if known is not None else None
         change, item = self.items.apply(entry)
-        if change == "appended" and not self._stale:
-            assert item is not None
-            self._summary.fold(item)
-        elif change != "ignored":
-            self._stale = True  # a correction or a late entry: folded again when asked
+        if change == "ignored" or item is None:
+            return
+        if change == "appended" and before is None and self._dirty is None:
+            self._advance()
+            return
+        at = self._index(item)
+        after = self._in_force_after(at) if change == "inserted" else None
+        if (
+            after is not None
+            and before is None
+            and self._dirty is None
+            and self._folded == len(self.items.items) - 1
+        ):
+            # A late entry placed before an item in force (at `after`), of a type the summary
+            # does not read: every fold over a range holding it and a later item in force
+            # gives what it gave without it. So the summary stands, and so do the checkpoints
+            # past `after`, now covering one item more; those between lose their last item.
+            # A late draw is placed between its neighbours; the checkpoints after it go.
+            if not isinstance(item.body, Summary.READS):
+                self._folded += 1
+                self._checkpoints = [
+                    (n + 1 if n > at else n, c)
+                    for n, c in self._checkpoints
+                    if n <= at or n + 1 > after
+                ]
+                return
+            if isinstance(item.body, ev.CtcCount):
+                self._summary.insert_draw(item, *self._draws_around(at))
+                self._folded += 1
+                while self._checkpoints and self._checkpoints[-1][0] > at:
+                    self._checkpoints.pop()
+                return
+        if before is not None:
+            at = min(at, before)
+        self._dirty = at if self._dirty is None else min(self._dirty, at)
+
+    def _draws_around(self, index: int) -> tuple[Item | None, Item | None]:
+        """The in-force draws nearest before and after the item at `index`."""
+        order = self.items.items
+        before = next((order[n] for n in range(index - 1, -1, -1) if _is_draw(order[n])), None)
+        after = next((order[n] for n in range(index + 1, len(order)) if _is_draw(order[n])), None)
+        return before, after
+
+    def _in_force_after(self, index: int) -> int | None:
+        """The position of the first item in force after `index` (None: there is none)."""
+        order = self.items.items
+        return next(
+            (n for n in range(index + 1, len(order)) if order[n].status != "retracted"), None
+        )
+
+    def _index(self, item: Item) -> int:
+        """The item's position in clinical order (sort keys are unique: date, then version)."""
+        order = self.items.items
+        index = bisect_left(order, item.sort_key, key=_sort_key)
+        assert order[index] is item
+        return index
+
+    def _advance(self) -> None:
+        """Fold the items after those the summary covers, taking checkpoints on the way."""
+        order = self.items.items
+        every = self.CHECKPOINT_EVERY
+        summary = self._summary
+        for n in range(self._folded, len(order)):
+            if n and n % every == 0 and (not self._checkpoints or self._checkpoints[-1][0] < n):
+                self._checkpoints.append((n, summary.copy()))
+            item = order[n]
+            if item.status != "retracted":
+                summary.fold(item)
+        self._folded = len(order)
 
     def follows(self, history: Sequence[ev.AnyEvent]) -> bool:
         """Is this state a prefix of `history` (so the rest can be applied to it)?"""
@@ -237,12 +366,18 @@ class PatientState:
         return v <= len(history) and (v == 0 or history[v - 1].event_id == self.last_event_id)
 
     def summary(self) -> Summary:
-        if self._stale:
-            summary = Summary()
-            for item in self.items.items:
-                if item.status != "retracted":
-                    summary.fold(item)
-            self._summary, self._stale = summary, False
+        if self._dirty is not None:
+            # Folded again from the latest checkpoint that covers only unchanged items.
+            while self._checkpoints and self._checkpoints[-1][0] > self._dirty:
+                self._checkpoints.pop()
+            if self._checkpoints:
+                self._folded, kept = self._checkpoints[-1]
+                self._summary = kept.copy()
+            else:
+                self._folded, self._summary = 0, Summary()
+            self._dirty = None
+        if self._folded < len(self.items.items):
+            self._advance()
         return self._summary
 
     def rows(self) -> tuple[PatientRow, tuple[Any, ...]]:
@@ -280,3 +415,11 @@ class PatientState:
             s.draws,
         )
         return row, survival_row
+
+
+def _is_draw(item: Item) -> bool:
+    return item.status != "retracted" and isinstance(item.body, ev.CtcCount)
+
+
+def _sort_key(item: Item) -> tuple[date, int]:
+    return item.sort_key

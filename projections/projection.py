@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
-from domain import events as ev
+from domain.codec import decode_stored
 from domain.ledger.application import Ledger
 from domain.ledger.db import Cursor
 from domain.ledger.patient_keys import envelope_of
@@ -33,7 +31,6 @@ STATE_CACHE = 2000  # patients whose state is kept in memory
 
 Rows = tuple[list[Sequence[Any]], list[list[Any]], list[tuple[Any, ...]]]
 
-_entry_decoder = msgspec.json.Decoder(ev.AnyEvent)
 _PATIENT_UPSERT = (
     f"INSERT INTO ol_patients ({', '.join(PATIENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in PATIENT_COLUMNS)}) "
@@ -76,14 +73,20 @@ class Projection:
         survival rows of every patient it touched."""
         touched: dict[str, PatientState | None] = {}
         rows: list[Sequence[Any]] = []
+        erased: dict[str, bool] = {}  # asked once per patient per batch
+        if self.ledger.keys is not None:  # the batch's keys in one query, not one per patient
+            self.ledger.keys.preload(str(n.originator_id) for n in notifications)
         for n in notifications:
             patient_id = str(n.originator_id)
-            if self.ledger.is_erased(patient_id):
+            gone = erased.get(patient_id)
+            if gone is None:
+                gone = erased[patient_id] = self.ledger.is_erased(patient_id)
+            if gone:
                 rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
                 continue
             try:
                 plaintext = self.ledger.plaintext(n)
-                entry = _entry_decoder.decode(plaintext)
+                entry = decode_stored(plaintext)
             except Exception:
                 # A stream whose payloads cannot be read must not stall every other patient's
                 # views: skipped, and said so in the log.

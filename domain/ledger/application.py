@@ -49,6 +49,7 @@ from domain.ledger.event_index import EVENT_IDS
 from domain.ledger.group_commit import GroupCommit
 from domain.ledger.mapper import LedgerMapper
 from domain.ledger.patient_keys import Erasure, PatientKeys, is_sealed
+from domain.ledger.snapshots import Snapshots
 from domain.ledger.storage_faults import storage_fault
 from domain.ledger.streams import Streams, rolled_back
 from domain.ledger.writing import (
@@ -94,12 +95,15 @@ class Ledger(Application[str]):
     # -- per-patient keys and erasure (domain/ledger/patient_keys.py) ---------------------------
 
     keys: PatientKeys | None = None
+    # Per-patient snapshots of long streams, sealed under the patient's key (none without keys).
+    patient_snapshots: Snapshots | None = None
 
     def _open_keys(self) -> None:
         """With a master key, new events are sealed under per-patient data keys."""
         if self.config.cipher_key and self.keys is None:
             self.keys = PatientKeys(open_db(self.config, side="ledger"), self.config.cipher_key)
             cast(LedgerMapper, self.mapper).keys = self.keys
+            self.patient_snapshots = Snapshots(self.keys)
 
     def is_erased(self, patient_id: str) -> bool:
         """Was this patient erased (its data key destroyed)? Answered from memory once known."""
@@ -143,6 +147,8 @@ class Ledger(Application[str]):
             )
         with self._streams.lock(patient_id):
             erasure = self.keys.erase(patient_id, actor=actor, reason=reason)
+            if self.patient_snapshots is not None:
+                self.patient_snapshots.forget(patient_id)
             self._streams.take(patient_id)
         return erasure
 
@@ -224,9 +230,12 @@ class Ledger(Application[str]):
     def _current(self, patient_id: str) -> Patient:
         """The cached patient brought up to date with what was stored since (any process)."""
         self.refuse_erased(patient_id)
-        patient = self._streams.take(patient_id) or Patient(patient_id)
-        for entry in self._entries(patient_id, after=patient.version):
-            patient.apply(entry)
+        patient = self._streams.take(patient_id)
+        if patient is None:
+            patient = self._loaded(patient_id)
+        else:
+            for entry in self._entries(patient_id, after=patient.version):
+                patient.apply(entry)
         if not patient.registered:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
         self._streams.put(patient)
@@ -375,6 +384,8 @@ class Ledger(Application[str]):
                     patient, fresh = self._caught_up(patient, at=loaded), True
                     continue
                 self._streams.put(patient)
+                if self.patient_snapshots is not None and self.patient_snapshots.due(patient):
+                    self.patient_snapshots.save(patient)
                 return receipts
         raise Conflict(
             f"patient {patient_id} is being written too busily; nothing was recorded, try again",
@@ -383,7 +394,14 @@ class Ledger(Application[str]):
         )
 
     def _loaded(self, patient_id: str) -> Patient:
-        """The patient read from the store, every event (this process had not cached it)."""
+        """The patient read from the store (this process had not cached it): from its snapshot
+        and the events after it, or from every event (domain/ledger/snapshots.py)."""
+        if self.patient_snapshots is not None:
+            restored = self.patient_snapshots.load(
+                patient_id, lambda after: self._entries(patient_id, after=after)
+            )
+            if restored is not None:
+                return restored
         patient = Patient(patient_id)
         for entry in self._entries(patient_id):
             patient.apply(entry)

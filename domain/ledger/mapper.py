@@ -15,10 +15,9 @@ import msgspec
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
 from domain import events as ev
+from domain.codec import convert_stored, decode_stored
 from domain.ledger.patient_keys import PatientKeys, is_sealed
 from domain.patient import EVENT_CLASS_BY_TOPIC, Recorded
-
-_entry_decoder = msgspec.json.Decoder(ev.AnyEvent)
 
 
 class LedgerMapper(Mapper[str]):
@@ -70,7 +69,7 @@ class LedgerMapper(Mapper[str]):
         if cls.class_version > 1 or b'"class_version"' in state:
             entry = self._upcast(cls, msgspec.json.decode(state))
         else:
-            entry = _entry_decoder.decode(state)
+            entry = decode_stored(state)
         return cls(
             originator_id=str(stored_event.originator_id),
             originator_version=stored_event.originator_version,
@@ -84,5 +83,4 @@ class LedgerMapper(Mapper[str]):
         while version < cls.class_version:
             getattr(cls, f"upcast_v{version}_v{version + 1}")(data)
             version += 1
-        entry: ev.AnyEvent = msgspec.convert(data, ev.AnyEvent)
-        return entry
+        return convert_stored(data)

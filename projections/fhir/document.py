@@ -132,7 +132,7 @@ def fhir_bundle(patient_id: str, history: list[ev.AnyEvent]) -> Resource:
         elif isinstance(body, ev.Surgery):
             map_surgical(b, item, body.procedure, body.intent, None)
         else:
-            mapper = _MAPPERS.get(type(body))
+            mapper = _MAPPERS.get(ev.event_class(body))
             if mapper is not None:
                 mapper(b, item, body)
     map_disease_status(b, {i.event_id: i for i in items}, history)

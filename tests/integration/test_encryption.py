@@ -37,3 +37,25 @@ def test_payloads_are_encrypted_and_everything_still_works(sqlite_store: StoreCo
     with OncoLedger(config) as again:
         assert again.digest().sha256 == digest.sha256
         assert len(again.history(CASE_REPORT_PATIENT)) == 27
+
+
+def test_a_sealed_state_opens_only_in_its_own_slot(sqlite_store: StoreConfig) -> None:
+    """The envelope names the stream and version a state was sealed for; read in any other
+    slot it does not open (the quick check and the full reading of the envelope agree)."""
+    from domain.ledger.application import Ledger
+
+    config = replace(sqlite_store, cipher_key=base64.b64encode(os.urandom(32)).decode())
+    with Ledger(config) as ledger:
+        keys = ledger.keys
+        assert keys is not None
+        topic = "oncoledger:Patient.CtcCounted"
+        for patient_id in ("P1", 'P"1'):  # JSON writes the second with an escape
+            entry = {"type": "ctc_count", "event_id": "e", "hash": "h", "prev_hash": "p"}
+            state = keys.seal(patient_id, 12, topic, entry, b"{}")
+            assert keys.open(patient_id, 12, topic, state) == b"{}"
+            for other_id, other_version in ((patient_id, 1), (patient_id, 120), ("P2", 12)):
+                try:
+                    keys.open(other_id, other_version, topic, state)
+                except ValueError:
+                    continue
+                raise AssertionError(f"opened in slot {other_id} v{other_version}")

@@ -8,6 +8,7 @@ the whole history: the cohort row, the survival row, every read model, the items
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -22,7 +23,7 @@ from domain.in_force import Correction, Item, build
 from domain.patient import Patient
 from projections import readmodels, survival_subjects
 from projections.current import view_of
-from projections.patient_state import PatientState
+from projections.patient_state import PatientState, Summary
 
 Body = dict[str, Any]
 
@@ -187,3 +188,87 @@ def test_kept_state_equals_the_full_computation_after_every_event(
         for name in readmodels.PATIENT_VIEWS:
             computed = view_of(state, name, readmodels.STORED_CTC_RULE)
             assert msgspec.to_builtins(computed) == msgspec.to_builtins(views[name]), name
+
+
+def test_kept_state_folded_again_from_checkpoints_equals_the_full_computation(
+    monkeypatch: Any,
+) -> None:
+    """The same property with a checkpoint every two items: a late entry or a correction is
+    folded again from the latest checkpoint before it, never from a stale one."""
+    monkeypatch.setattr(PatientState, "CHECKPOINT_EVERY", 2)
+    test_kept_state_equals_the_full_computation_after_every_event()
+
+
+def test_a_late_entry_refolds_only_from_the_checkpoint_before_it(monkeypatch: Any) -> None:
+    """A 300-event stream, then entries dated a few items before the last: a late biopsy is
+    folded again over the items after the checkpoint before it, a late draw is placed between
+    its neighbours, a late follow-up changes nothing; never a fold over the whole stream."""
+    patient = Patient("P1")
+    registration = {"type": "patient_registered", "occurred": "2015-01-01", "sex": "male"}
+    patient.record(decode_entry(registration), actor="t", source="cli")
+    for i in range(300):
+        day = (date(2016, 1, 1) + timedelta(days=i)).isoformat()
+        body = {"type": "ctc_count", "occurred": day, "count": i % 7}
+        patient.record(decode_entry(body), actor="t", source="cli")
+    state = PatientState("P1", patient.entries)
+    state.rows()
+    folds: list[Item] = []
+    real_fold = Summary.fold
+
+    def counting(self: Summary, item: Item) -> None:
+        folds.append(item)
+        real_fold(self, item)
+
+    monkeypatch.setattr(Summary, "fold", counting)
+    late = state.items.items[-5].body.occurred
+    for body, most in (
+        ({"type": "biopsy", "site": "esophagus", "histology": "adenocarcinoma"}, 5 + 16),
+        ({"type": "ctc_count", "count": 9}, 1),
+        ({"type": "follow_up", "status": "alive"}, 1),
+    ):
+        folds.clear()
+        patient.record(decode_entry({**body, "occurred": late}), actor="t", source="cli")
+        state.apply(patient.entries[-1])
+        got_row, got_survival = state.rows()
+        views, row = readmodels.project("P1", list(patient.entries))
+        assert got_row == row
+        assert got_survival == survival_subjects.row("P1", views)
+        assert len(folds) <= most, body["type"]
+    assert PatientState.CHECKPOINT_EVERY == 16
+
+
+def test_a_late_entry_before_retracted_items_moves_no_checkpoint_past_them(
+    monkeypatch: Any,
+) -> None:
+    """A late follow-up placed just before a retracted draw: a checkpoint that would now end
+    on the follow-up (its last item in force) is not kept as if it ended before it."""
+    monkeypatch.setattr(PatientState, "CHECKPOINT_EVERY", 2)
+    patient = Patient("P1")
+    registration = {"type": "patient_registered", "occurred": "2015-01-01", "sex": "male"}
+    diagnosis = {"type": "diagnosis_confirmed", "occurred": "2015-06-01", "histology": "other"}
+    bodies: list[Body] = [registration, diagnosis]
+    bodies += [
+        {"type": "ctc_count", "occurred": f"2016-01-0{d}", "count": d} for d in (1, 3, 5, 7, 9)
+    ]
+    for body in bodies:
+        patient.record(decode_entry(body), actor="t", source="cli")
+    state = PatientState("P1", patient.entries)
+
+    def record(body: Body) -> None:
+        patient.record(decode_entry(body), actor="t", source="cli")
+        state.apply(patient.entries[-1])
+        views, row = readmodels.project("P1", list(patient.entries))
+        assert state.rows() == (row, survival_subjects.row("P1", views))
+
+    def retract(version: int) -> Body:
+        target = str(patient.entries[version - 1].event_id)
+        return {
+            "type": "event_retracted",
+            "occurred": "2019-01-01",
+            "target_event_id": target,
+            "reason": "test",
+        }
+
+    record(retract(6))  # the draw of 2016-01-07
+    record({"type": "follow_up", "occurred": "2016-01-06", "status": "alive"})
+    record(retract(7))  # the draw of 2016-01-09: the follow-up is now the last item in force

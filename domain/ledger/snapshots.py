@@ -1,0 +1,190 @@
+"""Per-patient snapshots: a long stream's decoded entries, so that a cold load reads one row.
+
+A snapshot holds the first `version` entries of a patient's stream (their stored JSON, one
+array), sealed under the patient's own data key (AES-GCM, `domain.ledger.patient_keys`) with
+the patient id, the version and the chain head it claims bound to it as associated data. What
+a load restores from it is the aggregate as the events would give it: `Patient.apply` over the
+same entries (the write side's state, the rules' incremental state and the idempotency keys
+are all derived from them, and the read side's history is the same list).
+
+A snapshot is trusted only when it opens under the patient's key (so it was written by this
+ledger and not altered since), its entries form one chain (versions 1..n, each `prev_hash` the
+hash before it), and its head is the hash of the event the store holds at that version (the
+caller checks that against the stored event, read anyway with the events after it). Anything
+else, a missing key, another format, a failed check, is a full load from the events: snapshots
+are derived, never a source of truth (`verify` and the export prove the chain from the events
+alone). Erasure destroys the patient's key, which makes its snapshot unreadable; the row is
+deleted as well. Stores without a master key keep no snapshots (nothing would authenticate
+them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+
+from domain import events as ev
+from domain.ledger.patient_keys import PatientKeys, secure
+from domain.patient import EVENT_CLASS_BY_TOPIC, GENESIS_HASH, Patient
+
+log = logging.getLogger(__name__)
+
+# A snapshot is written once a stream has this many events more than its last snapshot.
+INTERVAL = 100
+_NONCE = 12
+# The entries' shape: a snapshot written under other class versions is not read (its entries
+# would need the upcasting the mapper does on events).
+FORMAT = "oncoledger snapshot v1 " + ",".join(
+    f"{topic}={cls.class_version}" for topic, cls in sorted(EVENT_CLASS_BY_TOPIC.items())
+)
+_KNOWN = 100_000  # patients whose snapshot version this process remembers
+
+SCHEMA_SQLITE = """CREATE TABLE IF NOT EXISTS ol_snapshots (
+    patient_id TEXT PRIMARY KEY, version INTEGER NOT NULL, head TEXT NOT NULL,
+    state BLOB NOT NULL)"""
+SCHEMA_POSTGRES = """CREATE TABLE IF NOT EXISTS ol_snapshots (
+    patient_id TEXT PRIMARY KEY, version BIGINT NOT NULL, head TEXT NOT NULL,
+    state BYTEA NOT NULL)"""
+
+_entries_decoder = msgspec.json.Decoder(list[ev.TrustedEvent])
+
+
+class Snapshots:
+    def __init__(self, keys: PatientKeys) -> None:
+        self.keys = keys
+        self.db = keys.db
+        self._lock = threading.Lock()
+        self._taken: dict[str, int] = {}  # patient id -> version of its latest snapshot
+        with self.db.transaction(write=True) as cur:
+            if self.db.is_postgres:
+                cur.execute("SELECT pg_advisory_xact_lock(7316013)")
+            cur.execute(SCHEMA_POSTGRES if self.db.is_postgres else SCHEMA_SQLITE)
+
+    def load(
+        self, patient_id: str, events_after: Callable[[int], Iterable[ev.AnyEvent]]
+    ) -> Patient | None:
+        """The patient from its snapshot and the stored events after it (`events_after(n)`:
+        the entries after version n); None when it has no snapshot this can trust."""
+        restored = self.restore(patient_id)
+        if restored is None:
+            return None
+        patient, head = restored
+        tail = iter(events_after(patient.version - 1))
+        at = next(tail, None)
+        if at is None or at.version != patient.version or at.hash != head:
+            # The store's event at that version is not the head the snapshot claims (a
+            # replaced or restored store, say): the events decide.
+            log.warning("the snapshot of patient %s is not of its stored chain", patient_id)
+            return None
+        for entry in tail:
+            patient.apply(entry)
+        return patient
+
+    def restore(self, patient_id: str) -> tuple[Patient, str] | None:
+        """The patient as its snapshot holds it and the head it claims; None: no snapshot, or
+        one that does not open under the patient's key or is not one chain."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT version, head, state FROM ol_snapshots WHERE patient_id = ?",
+                (patient_id,),
+            )
+            row = cur.fetchone()
+        if row is None:
+            self._remember(patient_id, 0)
+            return None
+        version, head, state = int(row[0]), str(row[1]), bytes(row[2])
+        self._remember(patient_id, version)
+        key = self.keys.key(patient_id)
+        if key is None or len(state) <= _NONCE:
+            return None
+        try:
+            plain = self.keys.cipher(key).decrypt(
+                state[:_NONCE], state[_NONCE:], _aad(patient_id, version, head)
+            )
+            entries = _entries_decoder.decode(plain)
+        except (InvalidTag, msgspec.DecodeError):
+            log.warning(
+                "the snapshot of patient %s does not open; loaded from its events", patient_id
+            )
+            return None
+        if not _one_chain(entries, version, head):
+            log.warning(
+                "the snapshot of patient %s is not one chain; loaded from its events", patient_id
+            )
+            return None
+        patient = Patient(patient_id)
+        for entry in entries:
+            patient.apply(entry)
+        return patient, head
+
+    def due(self, patient: Patient) -> bool:
+        """Has the stream grown by `INTERVAL` events since its last snapshot?"""
+        with self._lock:
+            taken = self._taken.get(patient.id)
+        return taken is not None and patient.version - taken >= INTERVAL
+
+    def save(self, patient: Patient) -> None:
+        """Write the patient's snapshot at its version (never fails the caller: logged)."""
+        try:
+            self._save(patient)
+        except Exception:
+            log.warning("the snapshot of patient %s was not written", patient.id, exc_info=True)
+
+    def _save(self, patient: Patient) -> None:
+        key = self.keys.key(patient.id)
+        if key is None or not patient.entries:
+            return
+        version, head = patient.version, patient.head_hash
+        entries = patient.entries[:version]  # entries are only ever appended
+        if len(entries) != version or entries[-1].hash != head:
+            return  # moved meanwhile (a reader caught it up): the next append takes one
+        nonce = os.urandom(_NONCE)
+        sealed = self.keys.cipher(key).encrypt(
+            nonce, ev.encode(entries), _aad(patient.id, version, head)
+        )
+        with self.db.transaction(write=True) as cur:
+            cur.execute(
+                "INSERT INTO ol_snapshots (patient_id, version, head, state) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (patient_id) DO UPDATE SET version = excluded.version, "
+                "head = excluded.head, state = excluded.state "
+                "WHERE excluded.version > ol_snapshots.version",
+                (patient.id, version, head, nonce + sealed),
+            )
+        self._remember(patient.id, version)
+
+    def forget(self, patient_id: str) -> None:
+        """Delete the patient's snapshot, leaving no copy on disk (erasure: its key is
+        destroyed already, so what was written can never be opened again anyway)."""
+        secure(self.db)
+        with self.db.transaction(write=True) as cur:
+            cur.execute("DELETE FROM ol_snapshots WHERE patient_id = ?", (patient_id,))
+        with self._lock:
+            self._taken.pop(patient_id, None)
+        self.keys.scrub(["ol_snapshots"])
+
+    def _remember(self, patient_id: str, version: int) -> None:
+        with self._lock:
+            if len(self._taken) >= _KNOWN:
+                self._taken.clear()
+            self._taken[patient_id] = max(version, self._taken.get(patient_id, 0))
+
+
+def _aad(patient_id: str, version: int, head: str) -> bytes:
+    return f"{FORMAT}\n{patient_id}\n{version}\n{head}".encode()
+
+
+def _one_chain(entries: list[ev.AnyEvent], version: int, head: str) -> bool:
+    """Versions 1..`version`, each entry's `prev_hash` the hash before it, ending at `head`."""
+    if len(entries) != version:
+        return False
+    prev = GENESIS_HASH
+    for number, entry in enumerate(entries, 1):
+        if entry.version != number or entry.prev_hash != prev or not entry.hash:
+            return False
+        prev = entry.hash
+    return prev == head

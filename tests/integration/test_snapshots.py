@@ -1,0 +1,179 @@
+"""Per-patient snapshots (domain/ledger/snapshots.py): a long stream's cold load restores the
+aggregate from one sealed row and the events after it, exactly as its events give it; a
+snapshot that does not open, is not one chain or does not end at the stored head is never
+trusted; erasure leaves nothing of it readable; the chain is still proved from the events."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import msgspec
+import pytest
+
+from domain.codec import decode_entry
+from domain.errors import Gone
+from domain.ledger import snapshots
+from domain.ledger.application import Ledger, StoreConfig
+from domain.patient import Patient
+
+PID = "P-SNAP"
+
+
+@pytest.fixture
+def keyed(store: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> StoreConfig:
+    monkeypatch.setattr(snapshots, "INTERVAL", 5)
+    return replace(store, cipher_key=base64.b64encode(os.urandom(32)).decode())
+
+
+@pytest.fixture
+def ledger(keyed: StoreConfig) -> Iterator[Ledger]:
+    ledger = Ledger(keyed)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def _record(ledger: Ledger, count: int, patient_id: str = PID) -> None:
+    registration = {"type": "patient_registered", "occurred": "2015-01-01", "sex": "female"}
+    ledger.append(patient_id, [decode_entry(registration)], actor="t", source="cli")
+    for i in range(count - 1):
+        body = {"type": "ctc_count", "occurred": f"2016-01-{1 + i % 28:02d}", "count": i}
+        ledger.append(patient_id, [decode_entry(body)], actor="t", source="cli")
+
+
+def _row(ledger: Ledger, patient_id: str = PID) -> tuple[int, str, bytes] | None:
+    assert ledger.patient_snapshots is not None
+    with ledger.patient_snapshots.db.transaction() as cur:
+        cur.execute(
+            "SELECT version, head, state FROM ol_snapshots WHERE patient_id = ?", (patient_id,)
+        )
+        row = cur.fetchone()
+    return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
+
+
+def _put_row(ledger: Ledger, version: int, head: str, state: bytes) -> None:
+    assert ledger.patient_snapshots is not None
+    with ledger.patient_snapshots.db.transaction(write=True) as cur:
+        cur.execute("DELETE FROM ol_snapshots WHERE patient_id = ?", (PID,))
+        cur.execute(
+            "INSERT INTO ol_snapshots (patient_id, version, head, state) VALUES (?, ?, ?, ?)",
+            (PID, version, head, state),
+        )
+
+
+def _from_events(ledger: Ledger, patient_id: str = PID) -> Patient:
+    patient = Patient(patient_id)
+    for event in ledger.events.get(patient_id):
+        patient.apply(event.entry)  # type: ignore[attr-defined]
+    return patient
+
+
+def _state(patient: Patient) -> Any:
+    return (
+        patient.version,
+        patient.head_hash,
+        [msgspec.to_builtins(e) for e in patient.entries],
+        patient.position,
+        {k: msgspec.to_builtins(v) for k, v in patient.effective.items()},
+        patient.status,
+        list(patient.deaths),
+        list(patient.diagnoses),
+    )
+
+
+def test_a_cold_load_restores_from_the_snapshot_exactly_as_from_the_events(
+    keyed: StoreConfig, ledger: Ledger
+) -> None:
+    # given a stream long enough for snapshots, written by one process
+    _record(ledger, 13)
+    row = _row(ledger)
+    assert row is not None and row[0] >= 5
+    # when a new process loads it
+    with Ledger(keyed) as fresh:
+        assert fresh.patient_snapshots is not None
+        restored = fresh.patient_snapshots.restore(PID)
+        assert restored is not None and restored[0].version == row[0]
+        loaded = fresh.load(PID)
+        # then it is the aggregate its events give, and writing to it goes on from there
+        assert _state(loaded) == _state(_from_events(fresh))
+        body = {"type": "ctc_count", "occurred": "2016-03-01", "count": 1}
+        (receipt,) = fresh.append(PID, [decode_entry(body)], actor="t", source="cli")
+        assert receipt.version == 14
+        assert fresh.verify(PID).ok
+        assert fresh.history(PID)[-1].hash == receipt.hash
+
+
+def test_a_tampered_snapshot_is_never_trusted(keyed: StoreConfig, ledger: Ledger) -> None:
+    _record(ledger, 8)
+    row = _row(ledger)
+    assert row is not None
+    version, head, state = row
+    flipped = state[:-1] + bytes([state[-1] ^ 1])
+    for bad in (
+        (version, head, flipped),  # altered bytes: does not open
+        (version - 1, head, state),  # another slot claimed: does not open
+        (version, "f" * 64, state),  # another head claimed: does not open
+    ):
+        _put_row(ledger, *bad)
+        with Ledger(keyed) as fresh:
+            assert fresh.patient_snapshots is not None
+            assert fresh.patient_snapshots.restore(PID) is None
+            assert _state(fresh.load(PID)) == _state(_from_events(fresh))
+            assert fresh.verify(PID).ok
+
+
+def test_a_snapshot_not_of_the_stored_chain_is_never_trusted(
+    keyed: StoreConfig, ledger: Ledger
+) -> None:
+    # given a well-sealed snapshot whose head is not the hash of the stored event at its
+    # version (as a restored or replaced store would leave)
+    _record(ledger, 8)
+    forged = ledger.load(PID)
+    last = msgspec.structs.replace(forged.entries[-1], hash="e" * 64)
+    forged.entries[-1] = last
+    forged.head_hash = "e" * 64
+    assert ledger.patient_snapshots is not None
+    ledger.patient_snapshots.forget(PID)
+    ledger.patient_snapshots.save(forged)
+    row = _row(ledger)
+    assert row is not None and row[1] == "e" * 64
+    # then a new process opens it, finds it is not the stored chain, and loads the events
+    with Ledger(keyed) as fresh:
+        assert fresh.patient_snapshots is not None
+        assert fresh.patient_snapshots.restore(PID) is not None  # it opens...
+        loaded = fresh.load(PID)  # ...but is not trusted
+        assert loaded.head_hash != "e" * 64
+        assert _state(loaded) == _state(_from_events(fresh))
+
+
+def test_erasure_leaves_the_snapshot_unreadable(keyed: StoreConfig, ledger: Ledger) -> None:
+    # given a patient with a snapshot, and that snapshot's bytes as stored
+    _record(ledger, 8)
+    _record(ledger, 8, patient_id="P-OTHER")
+    row = _row(ledger)
+    assert row is not None
+    # when the patient is erased
+    ledger.erase(PID, actor="admin", reason="request")
+    # then its snapshot row is gone, and the same bytes put back do not open (the key is
+    # destroyed), while the other patient's snapshot still serves
+    assert _row(ledger) is None
+    _put_row(ledger, *row)
+    with Ledger(keyed) as fresh:
+        assert fresh.patient_snapshots is not None
+        assert fresh.patient_snapshots.restore(PID) is None
+        with pytest.raises(Gone):
+            fresh.load(PID)
+        assert fresh.patient_snapshots.restore("P-OTHER") is not None
+        assert fresh.load("P-OTHER").version == 8
+
+
+def test_a_store_without_a_master_key_keeps_no_snapshots(store: StoreConfig) -> None:
+    with Ledger(store) as ledger:
+        _record(ledger, 3)
+        assert ledger.patient_snapshots is None
+        assert ledger.load(PID).version == 3
