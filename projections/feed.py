@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -120,12 +121,13 @@ class Feed:
             with contextlib.suppress(RuntimeError):  # that loop has closed meanwhile
                 loop.call_soon_threadsafe(event.set)
 
-    def wait(self, after: int, timeout: float) -> bool:
-        """Block this thread until an event after `after` is stored, or `timeout` seconds pass.
+    def wait(self, after: int, timeout: float, until: Callable[[], bool] | None = None) -> bool:
+        """Block this thread until an event after `after` is stored, or `timeout` seconds pass,
+        or `until()` is true (looked at every `POLL_SECONDS`).
 
         True when there is one. For synchronous followers (the CLI)."""
         deadline = time.monotonic() + timeout
-        while True:
+        while until is None or not until():
             with self._changed:
                 generation = self._generation
             if self.head() > after:
@@ -136,6 +138,7 @@ class Feed:
             with self._changed:
                 if self._generation == generation:
                     self._changed.wait(min(remaining, POLL_SECONDS))
+        return False
 
     async def wait_async(self, after: int, timeout: float) -> bool:
         """The same for a coroutine: the event loop is never blocked, no connection is held
