@@ -178,7 +178,7 @@ class InForce:
         if not self._tracked:
             return
         # An amendment keeps the target's type (SPEC §3), so an item never moves between these.
-        index = self._tracked.get(type(item.body))
+        index = self._tracked.get(ev.event_class(item.body))  # a trusted twin is its class
         if index is None:
             return
         if item.status == "retracted":

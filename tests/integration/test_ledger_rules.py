@@ -34,9 +34,19 @@ P2 = "P2"
 # -- helpers --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ledger(store: StoreConfig) -> Iterator[Ledger]:
-    led = Ledger(store)
+class ReloadingLedger(Ledger):
+    """A ledger that forgets the patient before each append, so every rule runs on the state
+    loaded from the store: what a restarted server or another worker process sees (the stored
+    events decode into the trusted twins, not the classes a client's body decodes into)."""
+
+    def append(self, patient_id: str, *args: Any, **kwargs: Any) -> list[Receipt]:
+        self._streams.take(patient_id)
+        return super().append(patient_id, *args, **kwargs)
+
+
+@pytest.fixture(params=["kept", "reloaded"])
+def ledger(store: StoreConfig, request: pytest.FixtureRequest) -> Iterator[Ledger]:
+    led = Ledger(store) if request.param == "kept" else ReloadingLedger(store)
     yield led
     led.close()
 
