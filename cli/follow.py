@@ -81,7 +81,8 @@ def follow(session: Session, after: int | None, count: int | None) -> None:
 
 @contextlib.contextmanager
 def _stop_signals() -> Iterator[Callable[[], bool]]:
-    """Ctrl-C and SIGTERM only raise a flag that the loop reads between steps.
+    """Ctrl-C and SIGTERM only raise a flag that the loop reads between steps (a second one
+    stops the command at once, as Python's defaults do).
 
     Python's default for Ctrl-C raises KeyboardInterrupt at whatever bytecode is running, which
     can leave a lock of the ledger's held between its acquire and its `with` block, and the
@@ -91,6 +92,11 @@ def _stop_signals() -> Iterator[Callable[[], bool]]:
     # arrive while the first one's handler runs)
 
     def _raise(signum: int, _frame: FrameType | None) -> None:
+        if raised:  # a second signal: the loop is stuck (a stalled pipe, say); stop as before
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
         raised.append(signum)
 
     def stopped() -> bool:

@@ -30,6 +30,15 @@ def projections_run(session: Session, once: bool, poll: float, as_json: bool) ->
 
     Run it beside `oncoledger serve --no-projector`; on PostgreSQL several may run at once
     (each batch is applied by exactly one of them)."""
+    # The stop signals are taken by `sigwait` in this thread, never by a handler: a Python
+    # handler runs between two bytecodes of whatever this thread was doing, and one that set
+    # the projector's `threading.Event` while this thread held that event's lock (in its wait
+    # or clear) would deadlock the process (seen: a SIGTERM'd projector that never exited).
+    # They are blocked before the store is opened, so every thread started from here on (the
+    # projector's, a connection pool's) inherits the mask and none of them takes the signal.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    if not once:
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     ledger = session.open()
     ledger.project_inline = False
     projector = Projector(ledger.views, poll=poll)
@@ -37,16 +46,11 @@ def projections_run(session: Session, once: bool, poll: float, as_json: bool) ->
         while projector.step():
             pass
     else:
-        # The stop signals are taken by `sigwait` in this thread, never by a handler: a Python
-        # handler runs between two bytecodes of whatever this thread was doing, and one that
-        # set the projector's `threading.Event` while this thread held that event's lock (in
-        # its wait or clear) would deadlock the process (seen: a SIGTERM'd projector that never
-        # exited). The mask is set before the projector's thread starts, which inherits it.
-        stop_signals = {signal.SIGTERM, signal.SIGINT}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         click.echo("projector running; Ctrl-C stops it", err=True)
         projector.start()
         signal.sigwait(stop_signals)
+        # A second signal while the last batch ends stops the process as the defaults do.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         projector.stop()
     status = ledger.projection_status()
     if as_json:
