@@ -19,6 +19,7 @@ from tests.processes import (
     assert_chains_verify,
     assert_stored_exactly_once,
     assert_views_equal_a_fresh_rebuild,
+    output,
     processes,
     projection_status,
     register,
@@ -101,7 +102,8 @@ def test_two_api_processes_and_two_projectors_on_one_database(store: StoreConfig
             thread.start()
         for thread in threads:
             thread.join(BOUND)
-        assert not errors, errors[0]
+        # (a failure shows the servers' logs: a 500's traceback is only there)
+        assert not errors, f"{errors[0]}\n{output(first)[-6000:]}\n{output(second)[-6000:]}"
         assert not stale, stale[:5]
         # and when the projectors have caught up, nothing was lost or doubled
         wait_until(lambda: _caught_up(first_url, token), "the projectors catch up")
