@@ -95,7 +95,11 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
     """Bodies are JSON: refuse another media type (415), an empty body or malformed JSON (400).
     The query string is checked first, against what the route declares (400)."""
     check_query(request)
-    if request.method not in _BODY_METHODS or not request.url.path.startswith("/api/"):
+    # The scope's path and method, not `request.url` (a URL object built per request).
+    scope = request.scope
+    if scope["method"] not in _BODY_METHODS or not (
+        scope.get("root_path", "") + scope["path"]
+    ).startswith("/api/"):
         return  # the browser pages post forms
     media_type = request.content_type[0]
     if media_type and not (media_type == "application/json" or media_type.endswith("+json")):
