@@ -3,20 +3,22 @@
 The guard runs before the body is read, so a request without a valid token is refused as such
 (401) whatever else is wrong with it. The token lookup is a database read: it runs in a worker
 thread, never on the event loop; a token this process verified within the last second is
-admitted without it (`TokenStore.verified`: no I/O, no thread hop).
+admitted without it (`TokenStore.verified`: no I/O, no thread hop). When that second is up,
+the requests in flight with the token all miss at once: they share one lookup (`_authenticate`),
+not one thread hop and one read each.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-import anyio.to_thread
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
 from domain.errors import Unauthorized
-from projections.root import OncoLedger, Permission, authorize
+from projections.root import OncoLedger, Permission, Principal, authorize
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
 
@@ -36,7 +38,7 @@ def requires(permission: Permission) -> Guard:
         service: OncoLedger = connection.app.state.ledger
         principal = service.tokens.verified(token)
         if principal is None:
-            principal = await anyio.to_thread.run_sync(service.tokens.authenticate, token)
+            principal = await _authenticate(service, token)
         if principal is None:
             raise Unauthorized(
                 "unknown or revoked token", field="Authorization", rule="bearer_token"
@@ -46,6 +48,25 @@ def requires(permission: Permission) -> Guard:
 
     guard.__name__ = f"requires_{permission}"
     return guard
+
+
+# The lookups under way, by event loop, token store and token.
+_LOOKUPS: dict[tuple[int, int, str], asyncio.Future[Principal | None]] = {}
+
+
+async def _authenticate(service: OncoLedger, token: str) -> Principal | None:
+    """`service.tokens.authenticate(token)` in a worker thread; a request that finds the same lookup
+    under way waits for its answer (a read that began after the token was last verified)."""
+    tokens = service.tokens
+    loop = asyncio.get_running_loop()
+    key = (id(loop), id(tokens), token)
+    lookup = _LOOKUPS.get(key)
+    if lookup is None:
+        lookup = loop.run_in_executor(None, tokens.authenticate, token)
+        _LOOKUPS[key] = lookup
+        lookup.add_done_callback(lambda _: _LOOKUPS.pop(key, None))
+    # One waiter cancelled (its client went away) leaves the lookup to the others.
+    return await asyncio.shield(lookup)
 
 
 def bearer_token(header: str | None) -> str:
