@@ -151,8 +151,16 @@ class Views:
             return 0
         # Threads of this process catch up one at a time: a thread that waited here usually
         # finds its events applied by the one before it, without touching the database lock.
-        with self._catching_up:
-            applied = self._catch_up(head, progress, batch, skip_locked)
+        if self._catching_up.acquire(blocking=False):
+            # Not waited for: the position just read is as good as reading it again (the batch
+            # reads it once more under the write lock before applying anything).
+            try:
+                applied = self._catch_up(head, progress, batch, skip_locked, checked=True)
+            finally:
+                self._catching_up.release()
+        else:
+            with self._catching_up:
+                applied = self._catch_up(head, progress, batch, skip_locked)
         if applied:
             self._rebuilding = None  # a rebuild another process left unfinished, say
         self._finish_rebuild()
@@ -164,9 +172,11 @@ class Views:
         progress: Callable[[int, int], None] | None,
         batch: int,
         skip_locked: bool = False,
+        *,
+        checked: bool = False,
     ) -> int:
         applied = 0
-        if self.position() >= head:
+        if not checked and self.position() >= head:
             return 0
         lock = ""
         if self.db.is_postgres:
