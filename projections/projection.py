@@ -92,10 +92,10 @@ class Projection:
                 rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
                 continue
             try:
-                state = n.state
+                stored = n.state
                 opener = openers.get(patient_id)
-                if opener is not None and state[:4] == MAGIC:
-                    plaintext = opener(n.originator_version, bytes(state))
+                if opener is not None and stored[:4] == MAGIC:
+                    plaintext = opener(n.originator_version, bytes(stored))
                 else:
                     plaintext = plaintext_of(n)
                 entry = decode_stored(plaintext)
@@ -110,13 +110,17 @@ class Projection:
                 )
                 continue
             target = getattr(entry, "target_event_id", None)
+            recorded_at = entry.recorded_at
             event = (
                 str(entry.event_id),
                 n.id,
                 patient_id,
                 n.originator_version,
                 entry.type,
-                _instant_text(entry.recorded_at),
+                # `iso_utc` (fixed-width UTC text), inline for what is UTC already
+                recorded_at.isoformat(timespec="microseconds")[:-6] + "Z"
+                if recorded_at is not None and recorded_at.tzinfo is UTC
+                else _iso(recorded_at),
                 entry.recorded_by or "",
                 entry.source or "",
                 str(target) if target else None,
@@ -132,7 +136,7 @@ class Projection:
             if state is None:
                 continue
             try:
-                if state.version != n.originator_version - 1:
+                if state.items.version != n.originator_version - 1:
                     raise ValueError(f"version {n.originator_version} after {state.version}")
                 state.apply(entry)
             except Exception:
