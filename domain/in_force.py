@@ -181,7 +181,8 @@ class InForce:
         if not self._tracked:
             return
         # An amendment keeps the target's type (SPEC §3), so an item never moves between these.
-        index = self._tracked.get(type(item.body))
+        # Keyed by the event's own class: a body from a trusted decode is of its twin class.
+        index = self._tracked.get(ev.event_class(item.body))
         if index is None:
             return
         if item.status == "retracted":
