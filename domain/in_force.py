@@ -45,7 +45,7 @@ class Correction:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One clinical event: its body in force (`body`), what was first recorded and its fate."""
 
@@ -77,6 +77,9 @@ class Item:
     def sort_key(self) -> tuple[date, int]:
         # Partial dates sort by their earliest instant, ties by stream version (SPEC §4).
         return (self.occurred.earliest, self.version)
+
+
+_CORRECTIONS = (ev.EventAmended, ev.EventRetracted)
 
 
 class InForce:
@@ -139,7 +142,7 @@ class InForce:
         """Take the stream's next entry; say what it changed and which item."""
         assert entry.event_id is not None and entry.version is not None
         self.version += 1
-        if isinstance(entry, ev.EventAmended | ev.EventRetracted):
+        if isinstance(entry, _CORRECTIONS):
             item = self._by_id.get(entry.target_event_id)
             if item is None:
                 return "ignored", None
@@ -178,7 +181,8 @@ class InForce:
         if not self._tracked:
             return
         # An amendment keeps the target's type (SPEC §3), so an item never moves between these.
-        index = self._tracked.get(ev.event_class(item.body))  # a trusted twin is its class
+        # Keyed by the event's own class: a body from a trusted decode is of its twin class.
+        index = self._tracked.get(ev.event_class(item.body))
         if index is None:
             return
         if item.status == "retracted":

@@ -99,9 +99,21 @@ def default_rule() -> str:
     return check_rule(os.environ.get(RULE_ENV) or DEFAULT_RULE, source=RULE_ENV)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=65536, typed=True)
 def per_7_5_ml(count: int, blood_volume_ml: float) -> Fraction:
-    """CTCs per 7.5 mL of blood, exact; the volume is read as the decimal it was written as."""
+    """CTCs per 7.5 mL of blood, exact; the volume is read as the decimal it was written as.
+
+    Draws repeat few (count, volume) pairs, and a Fraction parsed from text and divided costs
+    more than the rest of a draw's fold: the value of a pair is computed once (the same
+    exact value; Fractions are immutable)."""
+    try:
+        return _per_7_5_ml(count, blood_volume_ml)
+    except TypeError:  # an unhashable argument (never decoded from an event): computed as is
+        return _per_7_5_ml.__wrapped__(count, blood_volume_ml)
+
+
+@lru_cache(maxsize=65536, typed=True)
+def _per_7_5_ml(count: int, blood_volume_ml: float) -> Fraction:
     return count * _STANDARD_ML / Fraction(repr(blood_volume_ml))
 
 

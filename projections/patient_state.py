@@ -39,6 +39,7 @@ from projections.stage import Assessment, StageTrend, _assessment, stage_trend
 from projections.survival import SurvivalView, survival_between
 
 _THRESHOLD = RULES[STORED_CTC_RULE]
+_CORRECTIONS = (ev.EventAmended, ev.EventRetracted)
 
 
 class Summary:
@@ -134,9 +135,9 @@ class Summary:
     def _draw(self, item: Item, body: ev.CtcCount) -> None:
         value = per_7_5_ml(body.count, body.blood_volume_ml)
         if self.draws:
-            step = value - self.last_value
-            self.ups += step > 0
-            self.downs += step < 0
+            last = self.last_value  # compared, not subtracted: the same signs, no new Fraction
+            self.ups += value > last
+            self.downs += value < last
         else:
             self.first_value = value
             self.first_draw = item
@@ -282,11 +283,7 @@ class PatientState:
             self.registration = entry.replacement
         # Where the item the entry changes stands before it (a correction's target; an id
         # seen before, which the ledger never stores).
-        key = (
-            entry.target_event_id
-            if isinstance(entry, ev.EventAmended | ev.EventRetracted)
-            else entry.event_id
-        )
+        key = entry.target_event_id if isinstance(entry, _CORRECTIONS) else entry.event_id
         known = self.items.get(key) if key is not None else None
         before = self._index(known) if known is not None else None
         change, item = self.items.apply(entry)

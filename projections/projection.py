@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from domain.codec import decode_stored
 from domain.ledger.application import Ledger
 from domain.ledger.db import Cursor
-from domain.ledger.patient_keys import envelope_of
+from domain.ledger.patient_keys import MAGIC, envelope_of
 from projections import survival_subjects
 from projections.cohort_index import PATIENT_COLUMNS, _column_safe, _iso
 from projections.patient_state import PatientState
@@ -74,18 +74,30 @@ class Projection:
         touched: dict[str, PatientState | None] = {}
         rows: list[Sequence[Any]] = []
         erased: dict[str, bool] = {}  # asked once per patient per batch
-        if self.ledger.keys is not None:  # the batch's keys in one query, not one per patient
-            self.ledger.keys.preload(str(n.originator_id) for n in notifications)
+        # Each patient's opener of sealed states, its key and cipher looked up once per batch
+        # (None: no key, the mapper's own path says why).
+        openers: dict[str, Callable[[int, bytes], bytes] | None] = {}
+        keys = self.ledger.keys
+        if keys is not None:  # the batch's keys in one query, not one per patient
+            keys.preload(str(n.originator_id) for n in notifications)
+        plaintext_of = self.ledger.plaintext
         for n in notifications:
             patient_id = str(n.originator_id)
             gone = erased.get(patient_id)
             if gone is None:
                 gone = erased[patient_id] = self.ledger.is_erased(patient_id)
+                if keys is not None and not gone:
+                    openers[patient_id] = keys.opener(patient_id)
             if gone:
                 rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
                 continue
             try:
-                plaintext = self.ledger.plaintext(n)
+                stored = n.state
+                opener = openers.get(patient_id)
+                if opener is not None and stored[:4] == MAGIC:
+                    plaintext = opener(n.originator_version, bytes(stored))
+                else:
+                    plaintext = plaintext_of(n)
                 entry = decode_stored(plaintext)
             except Exception:
                 # A stream whose payloads cannot be read must not stall every other patient's
@@ -98,13 +110,17 @@ class Projection:
                 )
                 continue
             target = getattr(entry, "target_event_id", None)
+            recorded_at = entry.recorded_at
             event = (
                 str(entry.event_id),
                 n.id,
                 patient_id,
                 n.originator_version,
                 entry.type,
-                _instant_text(entry.recorded_at),
+                # `iso_utc` (fixed-width UTC text), inline for what is UTC already
+                recorded_at.isoformat(timespec="microseconds")[:-6] + "Z"
+                if recorded_at is not None and recorded_at.tzinfo is UTC
+                else _iso(recorded_at),
                 entry.recorded_by or "",
                 entry.source or "",
                 str(target) if target else None,
@@ -120,7 +136,7 @@ class Projection:
             if state is None:
                 continue
             try:
-                if state.version != n.originator_version - 1:
+                if state.items.version != n.originator_version - 1:
                     raise ValueError(f"version {n.originator_version} after {state.version}")
                 state.apply(entry)
             except Exception:

@@ -17,7 +17,9 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
+
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain.errors import NotFound
 from domain.ledger.application import Ledger, StoreConfig
@@ -151,8 +153,16 @@ class Views:
             return 0
         # Threads of this process catch up one at a time: a thread that waited here usually
         # finds its events applied by the one before it, without touching the database lock.
-        with self._catching_up:
-            applied = self._catch_up(head, progress, batch, skip_locked)
+        if self._catching_up.acquire(blocking=False):
+            # Not waited for: the position just read is as good as reading it again (the batch
+            # reads it once more under the write lock before applying anything).
+            try:
+                applied = self._catch_up(head, progress, batch, skip_locked, checked=True)
+            finally:
+                self._catching_up.release()
+        else:
+            with self._catching_up:
+                applied = self._catch_up(head, progress, batch, skip_locked)
         if applied:
             self._rebuilding = None  # a rebuild another process left unfinished, say
         self._finish_rebuild()
@@ -164,9 +174,11 @@ class Views:
         progress: Callable[[int, int], None] | None,
         batch: int,
         skip_locked: bool = False,
+        *,
+        checked: bool = False,
     ) -> int:
         applied = 0
-        if self.position() >= head:
+        if not checked and self.position() >= head:
             return 0
         lock = ""
         if self.db.is_postgres:
@@ -182,7 +194,7 @@ class Views:
                 if locked is None:
                     return applied  # another projector holds the row and is applying these
                 position = int(locked[0])
-                notifications = self.ledger.recorder.select_notifications(position + 1, batch)
+                notifications = self._notifications(position + 1, batch)
                 if not notifications:
                     return applied
                 try:
@@ -202,6 +214,24 @@ class Views:
                 # Up to the head seen on entry: every write that returned before this call
                 # started is applied. Later ones are caught up by their own writers.
                 return applied
+
+    def _notifications(self, start: int, limit: int) -> Sequence[Any]:
+        """The stored events from notification id `start` on, at most `limit`. On SQLite, read
+        as plain tuples of the fields a projection reads (the library's Notification objects
+        cost more to make than the rest of reading them)."""
+        recorder = self.ledger.recorder
+        if (
+            isinstance(recorder, SQLiteApplicationRecorder)
+            and recorder.datastore.originator_id_type != "uuid"
+        ):
+            with recorder.datastore.transaction(commit=False) as c:
+                c.execute(
+                    "SELECT rowid, originator_id, originator_version, topic, state FROM "
+                    f"{recorder.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?",
+                    (start, limit),
+                )
+                return [_Note(*row) for row in c.fetchall()]
+        return recorder.select_notifications(start, limit)
 
     def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
         events, patients, survival = self.projection.rows(notifications)
@@ -261,7 +291,7 @@ class Views:
                     nonlocal start
                     if start > head:
                         return
-                    notes = self.ledger.recorder.select_notifications(start, batch)
+                    notes = self._notifications(start, batch)
                     if notes:
                         workers.send(notes)
                         pending.append((start - 1, notes[-1].id, len(notes)))
@@ -382,6 +412,16 @@ class Views:
             )
             row = cur.fetchone()
         return None if row is None else _patient_row(row)
+
+
+class _Note(NamedTuple):
+    """A stored event as a projection reads it (the fields of the library's Notification)."""
+
+    id: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
 
 
 @contextmanager

@@ -59,3 +59,39 @@ def test_a_sealed_state_opens_only_in_its_own_slot(sqlite_store: StoreConfig) ->
                 except ValueError:
                     continue
                 raise AssertionError(f"opened in slot {other_id} v{other_version}")
+
+
+def test_a_patients_opener_opens_what_open_opens_and_refuses_what_it_refuses(
+    sqlite_store: StoreConfig,
+) -> None:
+    """The batch path (`PatientKeys.opener`: the key and cipher looked up once per patient)
+    opens a sealed state only in its own slot, as `open` does; a patient without a key has
+    none."""
+    from domain.ledger.application import Ledger
+
+    config = replace(sqlite_store, cipher_key=base64.b64encode(os.urandom(32)).decode())
+    with Ledger(config) as ledger:
+        keys = ledger.keys
+        assert keys is not None
+        topic = "oncoledger:Patient.CtcCounted"
+        assert keys.opener("NO-KEY") is None
+        for patient_id in ("P1", 'P"1'):
+            entry = {"type": "ctc_count", "event_id": "e", "hash": "h", "prev_hash": "p"}
+            state = keys.seal(patient_id, 12, topic, entry, b'{"a":1}')
+            other = keys.seal("P2", 12, topic, entry, b"{}")
+            opener = keys.opener(patient_id)
+            assert opener is not None
+            assert opener(12, state) == keys.open(patient_id, 12, topic, state) == b'{"a":1}'
+            for version, sealed in ((1, state), (120, state), (12, other), (12, b"OLE1")):
+                try:
+                    opener(version, sealed)
+                except ValueError:
+                    continue
+                raise AssertionError(f"opened in slot {patient_id} v{version}")
+            tampered = state[:-1] + bytes([state[-1] ^ 1])
+            try:
+                opener(12, tampered)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError("a tampered state opened")

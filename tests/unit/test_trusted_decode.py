@@ -101,3 +101,19 @@ def test_client_input_is_still_validated_in_full(body: dict[str, Any], field: st
         decode_entry(body)
     assert refused.value.field == field
     assert decode_stored(ev.encode(body)).type == body["type"]
+
+
+def test_bodies_of_a_trusted_decode_are_tracked_by_their_own_class() -> None:
+    """`InForce(track=...)` keeps the bodies of the tracked types whether they came from a
+    strict or a trusted decode (a twin class): the aggregate's rules read them."""
+    from domain.in_force import InForce
+
+    for decode in (
+        lambda e: e,
+        lambda e: decode_stored(msgspec.json.encode(e)),
+    ):
+        in_force = InForce(track=(ev.DiagnosisConfirmed,))
+        for entry in _stored():
+            in_force.apply(decode(entry))
+        tracked = in_force.tracked(ev.DiagnosisConfirmed)
+        assert [body.histology for body in tracked.values()] == ["adenocarcinoma"]
