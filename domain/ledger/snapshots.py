@@ -148,12 +148,16 @@ class Snapshots:
             nonce, ev.encode(entries), _aad(patient.id, version, head)
         )
         with self.db.transaction(write=True) as cur:
+            # Only while the patient's key is live: a process that still holds the key in
+            # memory must not leave a row behind an erasure another process committed.
             cur.execute(
-                "INSERT INTO ol_snapshots (patient_id, version, head, state) VALUES (?, ?, ?, ?) "
+                "INSERT INTO ol_snapshots (patient_id, version, head, state) "
+                "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM ol_patient_keys "
+                "WHERE patient_id = ? AND erased_at IS NULL) "
                 "ON CONFLICT (patient_id) DO UPDATE SET version = excluded.version, "
                 "head = excluded.head, state = excluded.state "
                 "WHERE excluded.version > ol_snapshots.version",
-                (patient.id, version, head, nonce + sealed),
+                (patient.id, version, head, nonce + sealed, patient.id),
             )
         self._remember(patient.id, version)
 

@@ -172,6 +172,24 @@ def test_erasure_leaves_the_snapshot_unreadable(keyed: StoreConfig, ledger: Ledg
         assert fresh.load("P-OTHER").version == 8
 
 
+def test_no_snapshot_is_written_behind_another_process_s_erasure(
+    keyed: StoreConfig, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a process that holds a patient and its data key in memory
+    _record(ledger, 8)
+    patient, key = _from_events(ledger), ledger.keys.key(PID) if ledger.keys else None
+    assert key is not None
+    # when another process erases the patient, and the first one then writes a snapshot with
+    # the key it still remembers (it learns of an erasure elsewhere within a second)
+    with Ledger(keyed) as other:
+        other.erase(PID, actor="admin", reason="request")
+    assert ledger.keys is not None and ledger.patient_snapshots is not None
+    monkeypatch.setattr(ledger.keys, "key", lambda patient_id: key)
+    ledger.patient_snapshots.save(patient)
+    # then no row is left behind the erasure
+    assert _row(ledger) is None
+
+
 def test_a_store_without_a_master_key_keeps_no_snapshots(store: StoreConfig) -> None:
     with Ledger(store) as ledger:
         _record(ledger, 3)
