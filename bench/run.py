@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [--out FILE]`: build the data, run every workload, write the table.
 
 The full run builds stores of 1k, 10k and 100k patients (about 10k, 100k and 1M events) and
-takes ten to fifteen minutes on the 2-core development machine; `--quick` builds two small
+takes four to fifteen minutes on a 2-core machine (four on a quiet one); `--quick` builds two small
 stores and fewer rounds, about two minutes. Every workload runs in a child process of its own,
 several times, with its baseline measured in the same run (see `bench.workloads`). The HTTP
 rows are in `bench.http_rows`, the restart, disk and PostgreSQL rows in `bench.scale_rows`
