@@ -50,6 +50,12 @@ def _sqlstate(exc: BaseException) -> str | None:
 def is_contention(exc: BaseException) -> bool:
     """Another writer held the lock or took the versions: running the command again may work."""
     for cause in _chain(exc):
+        if _is_pipeline_aborted(cause):
+            # psycopg's "pipeline aborted": an earlier statement of the same transaction failed
+            # (the unique key another process's write took, say), and the driver reports that
+            # statement's failure on a later one. Not a lost connection: the command runs again
+            # from the stream as stored, which answers the refusal truthfully.
+            return True
         if isinstance(cause, sqlite3.Error):
             code = getattr(cause, "sqlite_errorcode", None)
             if code is not None:
@@ -98,6 +104,11 @@ def _sqlite_fault(
     if primary is None and ("disk I/O error" in text or "unable to open" in text):
         return _unavailable(doing, outcome, f"SQLite: {text}")
     return None  # a constraint, a programming error: not the store's fault
+
+
+def _is_pipeline_aborted(cause: BaseException) -> bool:
+    cls = type(cause)
+    return cls.__name__ == "PipelineAborted" and cls.__module__.startswith("psycopg")
 
 
 def _is_postgres_connection_error(cause: BaseException) -> bool:
