@@ -23,6 +23,13 @@ class PostgresEventIdRecorder(PostgresApplicationRecorder):
     """PostgreSQL: the ids are inserted under the events table's lock, then the events."""
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        # No server-side prepared statements on the ledger's connections. The library inserts in
+        # pipeline mode with `prepare=True`; when a pipelined transaction fails (the unique key
+        # another process's write took), the statements it was preparing are skipped by the
+        # server while psycopg records them as prepared, and the connection's next insert then
+        # fails with "prepared statement ... does not exist" (seen: a 500 under two API
+        # processes on one database). Set before the pool opens its first connection.
+        datastore.pool.kwargs["prepare_threshold"] = None
         super().__init__(datastore, events_table_name=events_table_name)
         self.event_ids_table = index_table(events_table_name)
         self.check_identifier_length(self.event_ids_table)
