@@ -28,7 +28,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal, TypeVar, cast
+from typing import Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -188,17 +188,18 @@ class InForce:
         the entries gives, without placing or sorting anything again. A state that does not
         fit the entries raises (ValueError, LookupError)."""
         restored = cls(track)
-        by_id, by_version = restored._by_id, {}
+        by_id: dict[UUID, Item] = restored._by_id
+        by_version: dict[int, Item] = {}
         for versions in state.items:
             version = versions[0]
-            original = entries[version - 1]
-            if original.is_correction or original.event_id is None:
+            original: ev.ClinicalEvent = entries[version - 1]  # type: ignore[assignment]
+            event_id = original.event_id
+            if original.is_correction or event_id is None:
                 raise ValueError(f"version {version} is not a clinical event")
-            body = cast(ev.ClinicalEvent, original)
-            item = Item(original.event_id, version, body, body, "active", [])
+            item = Item(event_id, version, original, original, "active", [])
             if len(versions) > 1:
                 _correct(item, [entries[v - 1] for v in versions[1:]])
-            by_id[original.event_id] = by_version[version] = item
+            by_id[event_id] = by_version[version] = item
         restored._order = [by_version[version] for version in state.order]
         restored._keys = list(zip(map(date.fromordinal, state.days), state.order, strict=True))
         for tag, versions in state.tracked.items():

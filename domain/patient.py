@@ -101,12 +101,12 @@ class Patient:
         LookupError)."""
         patient = cls(patient_id)
         ids = [entry.event_id for entry in entries]
-        if None in ids or (entries and entries[-1].version != len(entries)):
+        position: dict[Any, int] = dict(zip(ids, range(len(ids)), strict=True))
+        if None in position or (entries and entries[-1].version != len(entries)):
             raise ValueError(f"the entries of patient {patient_id} are not one sealed stream")
         if entries:
             patient.version, patient.head_hash = len(entries), cast(str, entries[-1].hash)
-        patient.entries = entries
-        patient.position = dict(zip(cast(list[UUID], ids), range(len(ids)), strict=True))
+        patient.entries, patient.position = entries, position
         patient.in_force = InForce.restored(entries, state, TRACKED)
         return patient
 
