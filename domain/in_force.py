@@ -94,10 +94,10 @@ class State(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """An `InForce` as stream versions (`InForce.state`): what it holds, read back from the
     entries it was built of (`InForce.restored`)."""
 
-    # Each item, in stream order of its first recording: its own version, then its
-    # corrections' (the body in force is the latest amendment's replacement, the fate the
-    # latest correction's kind).
-    items: list[list[int]]
+    items: list[int]  # each item's version, in stream order of its first recording
+    # For each corrected item: its version, then its corrections' (the body in force is the
+    # latest amendment's replacement, its fate the latest correction's kind).
+    corrected: list[list[int]]
     order: list[int]  # the items' versions in clinical order
     days: list[int]  # the proleptic ordinal of each one's sort date, in the same order
     tracked: dict[str, list[int]]  # event tag -> the versions of its tracked items, in order
@@ -164,9 +164,11 @@ class InForce:
     def state(self) -> State:
         """What `restored` needs, beside the entries, to give this again."""
         return State(
-            items=[
+            items=[item.version for item in self._by_id.values()],
+            corrected=[
                 [item.version, *[c.version for c in item.corrections]]
                 for item in self._by_id.values()
+                if item.corrections
             ],
             order=[item.version for item in self._order],
             days=[key[0].toordinal() for key in self._keys],
@@ -190,16 +192,16 @@ class InForce:
         restored = cls(track)
         by_id: dict[UUID, Item] = restored._by_id
         by_version: dict[int, Item] = {}
-        for versions in state.items:
-            version = versions[0]
+        for version in state.items:
             original: ev.ClinicalEvent = entries[version - 1]  # type: ignore[assignment]
             event_id = original.event_id
             if original.is_correction or event_id is None:
                 raise ValueError(f"version {version} is not a clinical event")
-            item = Item(event_id, version, original, original, "active", [])
-            if len(versions) > 1:
-                _correct(item, [entries[v - 1] for v in versions[1:]])
-            by_id[event_id] = by_version[version] = item
+            by_id[event_id] = by_version[version] = Item(
+                event_id, version, original, original, "active", []
+            )
+        for version, *fixes in state.corrected:
+            _correct(by_version[version], [entries[v - 1] for v in fixes])
         restored._order = [by_version[version] for version in state.order]
         restored._keys = list(zip(map(date.fromordinal, state.days), state.order, strict=True))
         for tag, versions in state.tracked.items():

@@ -236,8 +236,9 @@ def test_a_state_that_does_not_fit_the_entries_is_refused() -> None:
             _outcome(live, decode_entry(body))
     entries, state = _through_snapshot(live)
     for bad in (
-        msgspec.structs.replace(state, items=[*state.items, [99]]),  # no such version
-        msgspec.structs.replace(state, items=[[2, 3]]),  # a death is not a correction
+        msgspec.structs.replace(state, items=[*state.items, 99]),  # no such version
+        msgspec.structs.replace(state, corrected=[[2, 3]]),  # a death is not a correction
+        msgspec.structs.replace(state, items=[1, 2, 2]),  # one item twice
         msgspec.structs.replace(state, order=state.order[:-1]),  # orders not the same length
         msgspec.structs.replace(state, tracked={"follow_up": []}),  # a type not tracked
     ):
