@@ -1,6 +1,6 @@
 """Per-patient snapshots: a long stream's aggregate, so that a cold load reads one row.
 
-A snapshot holds the first `version` entries of a patient's stream (their stored JSON) and the
+A snapshot holds the first `version` entries of a patient's stream (each as stored) and the
 state its clinical events in force had then (`domain.in_force.State`: each item's version and
 its corrections', the clinical order, the tracked types), one MessagePack array sealed under
 the patient's own data key (AES-GCM, `domain.ledger.patient_keys`) with the format, the
