@@ -111,8 +111,9 @@ class Snapshots:
         if key is None or len(state) <= _NONCE:
             return None
         try:
+            view = memoryview(state)  # not sliced into copies: a long stream's are big
             plain = self.keys.cipher(key).decrypt(
-                state[:_NONCE], state[_NONCE:], _aad(patient_id, version, head)
+                view[:_NONCE], view[_NONCE:], _aad(patient_id, version, head)
             )
             entries, in_force = _decoder.decode(plain)
         except (InvalidTag, msgspec.DecodeError):
