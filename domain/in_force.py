@@ -14,16 +14,24 @@ This is the one place corrections are applied: the write side's aggregate (`doma
 keeps its rules' state in an `InForce` too, reading it through the stream-order views
 `bodies()`, `statuses()` and `tracked(cls)` (the bodies in force of one type, kept as entries
 arrive so a rule that needs only the deaths does not walk the stream).
+
+`copy()` shares the items with its twin and each side replaces an item by its own copy before
+the first change to it (a loaded patient is copied for every caller: a copy costs the
+containers, not the items). `state()` / `restored()` give the items in a few lists of stream
+versions, for a snapshot to keep beside the entries (`domain.ledger.snapshots`): restoring is
+a look-up per item, not the fold again.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal, TypeVar
 from uuid import UUID
+
+import msgspec
 
 from domain import events as ev
 from domain.dates import PartialDate, parse
@@ -82,18 +90,34 @@ class Item:
 _CORRECTIONS = (ev.EventAmended, ev.EventRetracted)
 
 
+class State(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """An `InForce` as stream versions (`InForce.state`): what it holds, read back from the
+    entries it was built of (`InForce.restored`)."""
+
+    items: list[int]  # each item's version, in stream order of its first recording
+    # For each corrected item: its version, then its corrections' (the body in force is the
+    # latest amendment's replacement, its fate the latest correction's kind).
+    corrected: list[list[int]]
+    order: list[int]  # the items' versions in clinical order
+    days: list[int]  # the proleptic ordinal of each one's sort date, in the same order
+    tracked: dict[str, list[int]]  # event tag -> the versions of its tracked items, in order
+
+
 class InForce:
     """The items of one stream in clinical order, kept as its entries arrive (stream order).
 
     `track` names event types whose bodies in force are also kept by type (`tracked`)."""
 
-    __slots__ = ("_by_id", "_keys", "_order", "_tracked", "version")
+    __slots__ = ("_by_id", "_keys", "_order", "_owned", "_tracked", "version")
 
     def __init__(self, track: tuple[type[ev.ClinicalEvent], ...] = ()) -> None:
         self._by_id: dict[UUID, Item] = {}  # in stream order of the first recording
         self._order: list[Item] = []
         self._keys: list[tuple[date, int]] = []
         self._tracked: dict[type, dict[UUID, ev.ClinicalEvent]] = {cls: {} for cls in track}
+        # Once copied: the items this one may change in place (it shares the others with a
+        # copy). None: never copied, every item is its own.
+        self._owned: set[UUID] | None = None
         self.version = 0  # stream entries applied
 
     def __len__(self) -> int:
@@ -126,17 +150,84 @@ class InForce:
         return self._tracked[cls]  # type: ignore[return-value]
 
     def copy(self) -> InForce:
-        """A copy whose items may change apart from these (the bodies are immutable)."""
+        """A copy whose items may change apart from these (the bodies are immutable): the items
+        are shared until either side changes one, which it then replaces by its own."""
         twin = InForce()
-        twin._by_id = {
-            key: Item(i.event_id, i.version, i.original, i.body, i.status, list(i.corrections))
-            for key, i in self._by_id.items()
-        }
-        twin._order = [twin._by_id[item.event_id] for item in self._order]
+        twin._by_id = dict(self._by_id)
+        twin._order = list(self._order)
         twin._keys = list(self._keys)
         twin._tracked = {cls: dict(index) for cls, index in self._tracked.items()}
         twin.version = self.version
+        twin._owned, self._owned = set(), set()
         return twin
+
+    def state(self) -> State:
+        """What `restored` needs, beside the entries, to give this again."""
+        return State(
+            items=[item.version for item in self._by_id.values()],
+            corrected=[
+                [item.version, *[c.version for c in item.corrections]]
+                for item in self._by_id.values()
+                if item.corrections
+            ],
+            order=[item.version for item in self._order],
+            days=[key[0].toordinal() for key in self._keys],
+            tracked={
+                ev.tag_of(cls): [self._by_id[key].version for key in index]
+                for cls, index in self._tracked.items()
+            },
+        )
+
+    @classmethod
+    def restored(
+        cls,
+        entries: Sequence[ev.AnyEvent],
+        state: State,
+        track: tuple[type[ev.ClinicalEvent], ...] = (),
+    ) -> InForce:
+        """The `InForce` whose `state()` was `state`, over the stream `entries` (versions
+        1..n, in order) it was built of: the same items, order and tracked bodies as applying
+        the entries gives, without placing or sorting anything again. A state that does not
+        fit the entries raises (ValueError, LookupError)."""
+        restored = cls(track)
+        by_id: dict[UUID, Item] = restored._by_id
+        by_version: dict[int, Item] = {}
+        for version in state.items:
+            original: ev.ClinicalEvent = entries[version - 1]  # type: ignore[assignment]
+            event_id = original.event_id
+            if original.is_correction or event_id is None:
+                raise ValueError(f"version {version} is not a clinical event")
+            by_id[event_id] = by_version[version] = Item(
+                event_id, version, original, original, "active", []
+            )
+        for version, *fixes in state.corrected:
+            _correct(by_version[version], [entries[v - 1] for v in fixes])
+        restored._order = [by_version[version] for version in state.order]
+        restored._keys = list(zip(map(date.fromordinal, state.days), state.order, strict=True))
+        for tag, versions in state.tracked.items():
+            index = restored._tracked[ev.EVENT_TYPES[tag]]
+            for version in versions:
+                item = by_version[version]
+                index[item.event_id] = item.body
+        if len(by_id) != len(state.items) or len(restored._tracked) != len(state.tracked):
+            raise ValueError("the state does not fit these entries")
+        restored.version = len(entries)
+        return restored
+
+    def _own(self, item: Item) -> Item:
+        """`item`, or this side's copy of it if it is shared with a copy."""
+        if self._owned is None or item.event_id in self._owned:
+            return item
+        mine = Item(
+            item.event_id, item.version, item.original, item.body, item.status,
+            list(item.corrections),
+        )  # fmt: skip
+        index = bisect_right(self._keys, item.sort_key) - 1
+        assert self._order[index] is item
+        self._order[index] = mine
+        self._by_id[item.event_id] = mine
+        self._owned.add(item.event_id)
+        return mine
 
     def apply(self, entry: ev.AnyEvent) -> tuple[Change, Item | None]:
         """Take the stream's next entry; say what it changed and which item."""
@@ -146,6 +237,7 @@ class InForce:
             item = self._by_id.get(entry.target_event_id)
             if item is None:
                 return "ignored", None
+            item = self._own(item)
             kind: Literal["amended", "retracted"]
             if isinstance(entry, ev.EventAmended):
                 kind = "amended"
@@ -174,6 +266,8 @@ class InForce:
             self._remove(previous, previous.sort_key)
         item = Item(entry.event_id, entry.version, entry, entry)
         self._by_id[entry.event_id] = item
+        if self._owned is not None:
+            self._owned.add(entry.event_id)
         self._track(item)
         return ("appended" if self._place(item) else "inserted"), item
 
@@ -206,6 +300,31 @@ class InForce:
         assert self._order[index] is item
         del self._keys[index]
         del self._order[index]
+
+
+def _correct(item: Item, fixes: list[ev.AnyEvent]) -> None:
+    """`item` as its corrections `fixes` (in stream order) leave it (`InForce.restored`)."""
+    for fix in fixes:
+        kind: Literal["amended", "retracted"]
+        if isinstance(fix, ev.EventAmended):
+            kind, item.body = "amended", fix.replacement
+        elif isinstance(fix, ev.EventRetracted):
+            kind = "retracted"
+        else:
+            raise ValueError(f"version {fix.version} is not a correction")
+        if fix.target_event_id != item.event_id or fix.event_id is None or fix.version is None:
+            raise ValueError(f"version {fix.version} corrects another event")
+        item.status = kind
+        item.corrections.append(
+            Correction(
+                event_id=fix.event_id,
+                kind=kind,
+                version=fix.version,
+                recorded_at=fix.recorded_at,
+                recorded_by=fix.recorded_by,
+                reason=fix.reason,
+            )
+        )
 
 
 class _Bodies(Mapping[UUID, ev.ClinicalEvent]):

@@ -23,7 +23,7 @@ from domain import events as ev
 from domain import stream_rules
 from domain.dates import InvalidPartialDate, PartialDate
 from domain.errors import Conflict, NotFound, RuleViolation, ValidationFailed, different_body
-from domain.in_force import InForce, Status
+from domain.in_force import InForce, State, Status
 from domain.staging import (
     PATHOLOGICAL_ADENOCARCINOMA,
     PATHOLOGICAL_SCC,
@@ -32,6 +32,8 @@ from domain.staging import (
 )
 
 GENESIS_HASH = "0" * 64
+# The event types whose bodies in force a patient keeps by type, for the rules that need them.
+TRACKED: tuple[type[ev.ClinicalEvent], ...] = (ev.Death, ev.DiagnosisConfirmed)
 
 
 def chain_hash(canonical: bytes, prev_hash: str) -> str:
@@ -88,8 +90,25 @@ class Patient:
         # The clinical events in force (corrections applied: `domain.in_force`, the one fold),
         # with the deaths and diagnoses kept by type as events are applied, so that a rule
         # costs the same at 10 and at 1,000 events.
-        self.in_force = InForce(track=(ev.Death, ev.DiagnosisConfirmed))
+        self.in_force = InForce(track=TRACKED)
         self._pending: list[Recorded] = []
+
+    @classmethod
+    def restored(cls, patient_id: str, entries: list[ev.AnyEvent], state: State) -> Patient:
+        """The patient that applying `entries` (its stream from version 1, one chain) gives,
+        from what its `in_force.state()` was then (`domain.ledger.snapshots`): nothing is
+        applied again. A state that does not fit the entries raises (ValueError,
+        LookupError)."""
+        patient = cls(patient_id)
+        ids = [entry.event_id for entry in entries]
+        position: dict[Any, int] = dict(zip(ids, range(len(ids)), strict=True))
+        if None in position or (entries and entries[-1].version != len(entries)):
+            raise ValueError(f"the entries of patient {patient_id} are not one sealed stream")
+        if entries:
+            patient.version, patient.head_hash = len(entries), cast(str, entries[-1].hash)
+        patient.entries, patient.position = entries, position
+        patient.in_force = InForce.restored(entries, state, TRACKED)
+        return patient
 
     # -- replay ---------------------------------------------------------------------------
 

@@ -218,7 +218,7 @@ class Ledger(Application[str]):
     def load(self, patient_id: str, *, upto: int | None = None) -> Patient:
         """The patient as stored now (or up to version `upto`): a copy the caller may keep."""
         if upto is None:
-            return self._current(patient_id).copy()
+            return self._current(patient_id, copy=True)
         self.refuse_erased(patient_id)
         patient = Patient(patient_id)
         for entry in self._entries(patient_id, upto=upto):
@@ -227,8 +227,10 @@ class Ledger(Application[str]):
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
         return patient
 
-    def _current(self, patient_id: str) -> Patient:
-        """The cached patient brought up to date with what was stored since (any process)."""
+    def _current(self, patient_id: str, *, copy: bool = False) -> Patient:
+        """The cached patient brought up to date with what was stored since (any process);
+        `copy`: a copy of it, taken while this call alone holds it (a copy shares the items
+        until either side changes one, which `Patient.copy` must know before it is shared)."""
         self.refuse_erased(patient_id)
         patient = self._streams.take(patient_id)
         if patient is None:
@@ -238,8 +240,9 @@ class Ledger(Application[str]):
                 patient.apply(entry)
         if not patient.registered:
             raise NotFound(f"patient {patient_id} is not registered", field="patient_id")
+        twin = patient.copy() if copy else patient
         self._streams.put(patient)
-        return patient
+        return twin
 
     def _entries(
         self, patient_id: str, *, upto: int | None = None, after: int | None = None
@@ -383,9 +386,9 @@ class Ledger(Application[str]):
                         time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
                     patient, fresh = self._caught_up(patient, at=loaded), True
                     continue
-                self._streams.put(patient)
                 if self.patient_snapshots is not None and self.patient_snapshots.due(patient):
-                    self.patient_snapshots.save(patient)
+                    self.patient_snapshots.save(patient)  # while no reader can move it on
+                self._streams.put(patient)
                 return receipts
         raise Conflict(
             f"patient {patient_id} is being written too busily; nothing was recorded, try again",

@@ -24,13 +24,21 @@ class Streams:
     STRIPES = 4096
 
     def __init__(self, maxsize: int = 10_000) -> None:
-        self._locks = [threading.Lock() for _ in range(self.STRIPES)]
+        # Made on first use: a new ledger does not pay for 4,096 locks it may never take.
+        self._locks: list[threading.Lock | None] = [None] * self.STRIPES
         self._guard = threading.Lock()
         self._patients: OrderedDict[str, Patient] = OrderedDict()
         self._maxsize = maxsize
 
     def lock(self, patient_id: str) -> threading.Lock:
-        return self._locks[hash(patient_id) % self.STRIPES]
+        stripe = hash(patient_id) % self.STRIPES
+        lock = self._locks[stripe]
+        if lock is None:
+            with self._guard:
+                lock = self._locks[stripe]
+                if lock is None:
+                    lock = self._locks[stripe] = threading.Lock()
+        return lock
 
     def take(self, patient_id: str) -> Patient | None:
         with self._guard:

@@ -14,11 +14,12 @@ from typing import Any
 import msgspec
 import pytest
 
+from domain import events as ev
 from domain.codec import decode_entry
-from domain.errors import Gone
+from domain.errors import DomainError, Gone
 from domain.ledger import snapshots
 from domain.ledger.application import Ledger, StoreConfig
-from domain.patient import Patient
+from domain.patient import EVENT_CLASS_BY_TOPIC, Patient
 
 PID = "P-SNAP"
 
@@ -195,3 +196,120 @@ def test_a_store_without_a_master_key_keeps_no_snapshots(store: StoreConfig) -> 
         _record(ledger, 3)
         assert ledger.patient_snapshots is None
         assert ledger.load(PID).version == 3
+
+
+def _varied(ledger: Ledger, patient_id: str = PID) -> None:
+    """A history with late entries, partial dates, an amendment moving a date, retractions,
+    a death retracted and recorded again, and an amended birth year."""
+
+    def put(body: dict[str, Any]) -> ev.AnyEvent:
+        (receipt,) = ledger.append(patient_id, [decode_entry(body)], actor="t", source="cli")
+        return ledger.history(patient_id)[receipt.version - 1]
+
+    registration = put(
+        {"type": "patient_registered", "occurred": "2015", "sex": "male", "birth_year": 1940}
+    )
+    put({"type": "diagnosis_confirmed", "occurred": "2016-05-10", "histology": "other"})
+    draws = [put({"type": "ctc_count", "occurred": day, "count": 3}) for day in DAYS]
+    death = put({"type": "death", "occurred": "2018-08-30"})
+    fix = {"occurred": "2020", "reason": "typo"}
+    put(fix | {"type": "event_retracted", "target_event_id": str(death.event_id)})
+    for draw, day in zip(draws[::3], ("2015-02", "2019", "2016"), strict=False):
+        replacement = {"type": "ctc_count", "occurred": day, "count": 5}
+        target = {"target_event_id": str(draw.event_id), "replacement": replacement}
+        put(fix | {"type": "event_amended"} | target)
+    put(fix | {"type": "event_retracted", "target_event_id": str(draws[1].event_id)})
+    born = {"type": "patient_registered", "occurred": "2015", "sex": "male", "birth_year": 1941}
+    target = {"target_event_id": str(registration.event_id), "replacement": born}
+    put(fix | {"type": "event_amended"} | target)
+    put({"type": "death", "occurred": "2019-06"})
+
+
+DAYS = ("2017-03-01", "2016", "2016-07", "2018-01-02", "2017", "2016-05-10", "2018-08")
+
+
+def _aggregate(patient: Patient) -> Any:
+    items = patient.in_force.items
+    return (
+        _state(patient),
+        [(i.event_id, i.version, msgspec.to_builtins(i.body), i.status) for i in items],
+        [i.corrections for i in items],
+        patient.in_force._keys,
+        patient.in_force.version,
+        patient.birth_year,
+    )
+
+
+def test_a_varied_history_restores_as_its_events_give_it_and_keeps_its_rules(
+    keyed: StoreConfig, ledger: Ledger
+) -> None:
+    # given a varied history with snapshots, and another patient erased beside it
+    _varied(ledger)
+    _record(ledger, 6, patient_id="P-ERASED")
+    ledger.erase("P-ERASED", actor="admin", reason="request")
+    row = _row(ledger)
+    assert row is not None and row[0] >= 15
+    # when a new process loads it
+    with Ledger(keyed) as fresh, Ledger(keyed) as other:
+        assert fresh.patient_snapshots is not None
+        restored = fresh.patient_snapshots.restore(PID)
+        assert restored is not None and restored[0].version == row[0]
+        # then it is what its events give, item for item
+        assert _aggregate(fresh.load(PID)) == _aggregate(_from_events(fresh))
+        # and it refuses and accepts as a patient loaded from its events does
+        # (`fresh` keeps the restored patient; `other` folds the events every time)
+        other.patient_snapshots = None
+        for body in (
+            {"type": "death", "occurred": "2019-07"},  # death once
+            {"type": "ctc_count", "occurred": "2021", "count": 1},  # after the death
+            {"type": "ctc_count", "occurred": "1939", "count": 1},  # before birth
+            {"type": "ctc_count", "occurred": "2019-06", "count": 1},
+        ):
+            answers = []
+            other._streams.take(PID)
+            for led in (fresh, other):
+                try:
+                    (r,) = led.append(PID, [decode_entry(body)], actor="t", source="cli")
+                    answers.append(("stored", r.version))
+                    break  # the second one would record it twice
+                except DomainError as exc:
+                    answers.append((type(exc).__name__, exc.rule, exc.field, str(exc)))
+            assert len(answers) == 1 or answers[0] == answers[1], body
+        assert _aggregate(fresh.load(PID)) == _aggregate(_from_events(fresh))
+        with pytest.raises(Gone):
+            fresh.load("P-ERASED")
+        assert fresh.verify(PID).ok
+
+
+def test_a_snapshot_of_the_former_format_is_never_misread_and_is_taken_again(
+    keyed: StoreConfig, ledger: Ledger
+) -> None:
+    # given a patient whose snapshot is of the former format (its entries only, in JSON,
+    # sealed under the same key with the former associated data)
+    _varied(ledger)
+    patient = _from_events(ledger)
+    assert ledger.keys is not None
+    key = ledger.keys.key(PID)
+    assert key is not None
+    old_format = "oncoledger snapshot v1 " + ",".join(
+        f"{topic}={cls.class_version}" for topic, cls in sorted(EVENT_CLASS_BY_TOPIC.items())
+    )
+    aad = f"{old_format}\n{PID}\n{patient.version}\n{patient.head_hash}".encode()
+    nonce = os.urandom(12)
+    sealed = ledger.keys.cipher(key).encrypt(nonce, ev.encode(patient.entries), aad)
+    _put_row(ledger, patient.version, patient.head_hash, nonce + sealed)
+    with Ledger(keyed) as fresh:
+        # then a new process does not read it, loads the events...
+        assert fresh.patient_snapshots is not None
+        assert fresh.patient_snapshots.restore(PID) is None
+        assert _aggregate(fresh.load(PID)) == _aggregate(_from_events(fresh))
+        # ...and its next append writes the snapshot again, in this format
+        body = {"type": "ctc_count", "occurred": "2019-06", "count": 1}
+        fresh.append(PID, [decode_entry(body)], actor="t", source="cli")
+        row = _row(fresh)
+        assert row is not None and row[0] == patient.version + 1
+    with Ledger(keyed) as again:
+        assert again.patient_snapshots is not None
+        restored = again.patient_snapshots.restore(PID)
+        assert restored is not None and restored[0].version == patient.version + 1
+        assert _aggregate(again.load(PID)) == _aggregate(_from_events(again))
