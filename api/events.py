@@ -92,12 +92,11 @@ class EventController(Controller):
         "assigns `version`, `recorded_at`, `recorded_by` (the token's name), `source` and the "
         "hashes. A correction can be sent here too (`event_amended`, `event_retracted`).",
         status_code=201,
-        sync_to_thread=True,
         guards=[requires("write")],
         responses=_APPEND_ERRORS,
         response_headers=replay_headers(),
     )
-    def append(
+    async def append(
         self,
         request: Request[Any, Principal, Any],
         service: NamedDependency[OncoLedger],
@@ -105,7 +104,9 @@ class EventController(Controller):
         data: JSONBody[SkipValidation[EventRequest]],
         if_match: IfMatch = None,
     ) -> Response[Receipt]:
-        (receipt,) = service.append(
+        # On the event loop: the ledger runs the append there but for its commit (and whatever
+        # must read the store), which it awaits from threads of its own.
+        (receipt,) = await service.append_async(
             patient_id,
             [data],
             actor=request.auth.name,

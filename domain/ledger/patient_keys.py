@@ -128,6 +128,22 @@ class PatientKeys:
         self._remember(patient_id, key)
         return key is None
 
+    def live_age(self, patient_id: str) -> float | None:
+        """Seconds since this process last read the patient's live key from the table; None
+        when it holds no live key for it. No I/O (for a caller that must not wait)."""
+        with self._lock:
+            known = self._cache.get(patient_id)
+        if known is None or known[0] is None:
+            return None
+        return time.monotonic() - known[1]
+
+    def refresh(self, patient_id: str) -> None:
+        """Read the patient's key from the table again (an erasure by another process shows)."""
+        row = self._row(patient_id)
+        if row is not None:
+            key = self._unwrap(patient_id, row[0]) if row[0] is not None else None
+            self._remember(patient_id, key)
+
     def _cached(self, patient_id: str) -> tuple[bool, bytes | None]:
         """A key known to this process. A live key is asked for again after `RECHECK` seconds,
         so an erasure made by another process takes effect here within that time, at the cost
