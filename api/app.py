@@ -43,7 +43,7 @@ from api.pages import PageController
 from api.patients import PatientController
 from api.projections import ProjectionController
 from api.query_checks import check_query
-from api.schemas import Health
+from api.schemas import TYPED_BODY, Health
 from api.storage_errors import STORAGE_EXCEPTION_HANDLERS
 from api.views import ViewController
 from api.web_auth import SignInController
@@ -122,10 +122,15 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
         raise ValidationFailed(
             "the request body is empty: send one JSON object", field="$", rule="schema"
         )
-    # Refuses invalid UTF-8, over-deep nesting and unstorable text, naming where. What it
-    # parsed is the handler's body parameter: Litestar takes a request's JSON from its scope
-    # state when there (the same untyped decode of the same bytes), so the body is parsed once.
-    ScopeState.from_scope(request.scope).json = parse_json(body, what="the body")
+    # What is parsed here is the handler's body parameter: Litestar takes a request's JSON from
+    # its scope state when there, so the body is parsed once. A route that names a typed
+    # decoder gets the body decoded straight into its Struct when that decode accepts it.
+    typed = request.route_handler.opt.get(TYPED_BODY)
+    parsed = typed(body) if typed is not None else None
+    if parsed is None:
+        # Refuses invalid UTF-8, over-deep nesting and unstorable text, naming where.
+        parsed = parse_json(body, what="the body")
+    ScopeState.from_scope(request.scope).json = parsed
 
 
 @contextmanager
