@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -83,6 +84,8 @@ class Ledger(Application[str]):
         self._streams = Streams()
         # Patients whose keys an event loop is having read again (`_known_live`).
         self._refreshing: set[str] = set()
+        self._refresher: ThreadPoolExecutor | None = None
+        self._refresh_running = False
         # Concurrent appends of this process share one transaction (domain/ledger/group_commit).
         self.group_commit = GroupCommit(self._insert, self._is_storage_fault)
         for attempt in range(5):
@@ -164,6 +167,8 @@ class Ledger(Application[str]):
 
     def close(self) -> None:
         self.group_commit.close()
+        if self._refresher is not None:
+            self._refresher.shutdown()
         super().close()
 
     def _notify(self, recordings: list[Recording[str]]) -> None:
@@ -375,24 +380,41 @@ class Ledger(Application[str]):
     def _known_live(self, patient_id: str) -> bool:
         """Is this patient's key known live without asking the store (no I/O on the loop)?
         A key is trusted for `RECHECK` seconds after it was read (an erasure by another
-        process shows within that time): past half of it, the key is read again in a worker
-        thread meanwhile, so that a patient written to steadily never waits for that read."""
+        process shows within that time): past a quarter of it, the key is read again meanwhile,
+        with the others due then, in one query in a thread of its own, so that a patient
+        written to steadily never waits for that read."""
         keys = self.keys
         if keys is None:
             return True
         age = keys.live_age(patient_id)
         if age is None or age > RECHECK - LIVE_MARGIN:
             return False
-        if age > RECHECK / 2 and patient_id not in self._refreshing:
+        if age > RECHECK / 4 and patient_id not in self._refreshing:
             self._refreshing.add(patient_id)
-            future = asyncio.get_running_loop().run_in_executor(None, keys.refresh, patient_id)
-            future.add_done_callback(functools.partial(self._refreshed, patient_id))
+            if not self._refresh_running:
+                self._refresh_keys(keys)
         return True
 
-    def _refreshed(self, patient_id: str, future: asyncio.Future[None]) -> None:
-        self._refreshing.discard(patient_id)
+    def _refresh_keys(self, keys: PatientKeys) -> None:
+        if self._refresher is None:  # not the handlers' threads: appends may fill those
+            self._refresher = ThreadPoolExecutor(1, thread_name_prefix="oncoledger-keys")
+        loop = asyncio.get_running_loop()
+        self._refresh_running = True
+        due = list(self._refreshing)
+        future = loop.run_in_executor(
+            self._refresher, functools.partial(keys.preload, due, again=True)
+        )
+        future.add_done_callback(functools.partial(self._refreshed, keys, due))
+
+    def _refreshed(self, keys: PatientKeys, due: list[str], future: asyncio.Future[None]) -> None:
+        """The keys of `due` were read again (or could not be: then, once past the margin, an
+        append reads its own in `append`); those that fell due meanwhile are read next."""
         if not future.cancelled():
-            future.exception()  # could not be read: once past the margin, `append` reads it
+            future.exception()
+        self._refreshing.difference_update(due)
+        self._refresh_running = False
+        if self._refreshing:
+            self._refresh_keys(keys)
 
     def _run_command(self, command: _Command) -> list[Receipt]:
         """Run a command (`_command`), new or stopped at a `yield None`, to its end in this

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -41,8 +41,9 @@ Insert = Callable[[list[StoredEvent], dict[str, list[Any]]], Sequence[int] | Non
 class _Append:
     stored: list[StoredEvent]
     kwargs: dict[str, list[Any]]
-    wake: threading.Event = field(default_factory=threading.Event)
-    # Set for an append from an event loop (`submit`): resolved there, never waited on here.
+    # A thread's append waits on `wake`; an append from an event loop (`submit`) has a
+    # `future`, resolved there, and is never waited on here.
+    wake: threading.Event | None = None
     future: asyncio.Future[Sequence[int] | None] | None = None
     done: bool = False
     ids: Sequence[int] | None = None
@@ -72,13 +73,14 @@ class GroupCommit:
         self, stored: list[StoredEvent], kwargs: dict[str, list[Any]]
     ) -> Sequence[int] | None:
         """Store `stored` durably (with others waiting now); the notification ids, if any."""
-        append = _Append(stored, kwargs)
+        wake = threading.Event()
+        append = _Append(stored, kwargs, wake=wake)
         with self._mutex:
             self._queue.append(append)
             lead = not self._leading
             self._leading = True
         if not lead:
-            append.wake.wait()  # until the commit that holds it is done, or it is to lead
+            wake.wait()  # until the commit that holds it is done, or it is to lead
         if not append.done:
             self._lead()
         if append.error is not None:
@@ -152,7 +154,7 @@ class GroupCommit:
                     self._committer_leads = True
                 turn = self._committer is not None and (self._committer_leads or self._closed)
             _wake(batch)
-            if successor is not None and successor.future is None:
+            if successor is not None and successor.wake is not None:
                 successor.wake.set()  # not done: it leads the next commit
             if turn:
                 self._turn.set()  # the committer leads the next commit (or may now stop)
@@ -199,9 +201,9 @@ def _wake(batch: list[_Append]) -> None:
     futures of each event loop are resolved by one callback there."""
     by_loop: dict[asyncio.AbstractEventLoop, list[_Append]] = {}
     for append in batch:
-        if append.future is None:
+        if append.wake is not None:
             append.wake.set()
-        else:
+        elif append.future is not None:
             by_loop.setdefault(append.future.get_loop(), []).append(append)
     for loop, appends in by_loop.items():
         with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits

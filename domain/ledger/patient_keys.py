@@ -137,13 +137,6 @@ class PatientKeys:
             return None
         return time.monotonic() - known[1]
 
-    def refresh(self, patient_id: str) -> None:
-        """Read the patient's key from the table again (an erasure by another process shows)."""
-        row = self._row(patient_id)
-        if row is not None:
-            key = self._unwrap(patient_id, row[0]) if row[0] is not None else None
-            self._remember(patient_id, key)
-
     def _cached(self, patient_id: str) -> tuple[bool, bytes | None]:
         """A key known to this process. A live key is asked for again after `RECHECK` seconds,
         so an erasure made by another process takes effect here within that time, at the cost
@@ -171,10 +164,11 @@ class PatientKeys:
             aead = self._aeads[key] = AESGCM(key)
         return aead
 
-    def preload(self, patient_ids: Iterable[str]) -> None:
-        """Unwrap the keys of these patients that this process does not hold, in one query per
-        500 (a rebuild or a projector batch asks for many patients' keys at once)."""
-        wanted = [p for p in dict.fromkeys(patient_ids) if not self._cached(p)[0]]
+    def preload(self, patient_ids: Iterable[str], *, again: bool = False) -> None:
+        """Unwrap the keys of these patients that this process does not hold (`again`: all of
+        them, read anew), in one query per 500 (a rebuild or a projector batch asks for many
+        patients' keys at once)."""
+        wanted = [p for p in dict.fromkeys(patient_ids) if again or not self._cached(p)[0]]
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             with self.db.transaction() as cur:
