@@ -68,6 +68,8 @@ class GroupCommit:
         # append when a batch fell back to one by one) and the largest batch committed at once.
         self.transactions = 0
         self.largest = 0
+        # How many appends came from an event loop (`submit`).
+        self.submitted = 0
 
     def commit(
         self, stored: list[StoredEvent], kwargs: dict[str, list[Any]]
@@ -99,6 +101,7 @@ class GroupCommit:
             if self._closed:
                 raise RuntimeError("the ledger is closed")
             self._queue.append(append)
+            self.submitted += 1
             lead = not self._leading
             self._leading = True
             self._committer_leads = self._committer_leads or lead
