@@ -15,7 +15,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -51,8 +50,9 @@ from domain.ledger.config import StoreConfig, check_key_format
 from domain.ledger.db import open_db
 from domain.ledger.event_index import EVENT_IDS
 from domain.ledger.group_commit import GroupCommit
+from domain.ledger.key_rounds import KeyRounds
 from domain.ledger.mapper import LedgerMapper
-from domain.ledger.patient_keys import RECHECK, Erasure, PatientKeys, is_sealed
+from domain.ledger.patient_keys import Erasure, PatientKeys, is_sealed
 from domain.ledger.snapshots import Snapshots
 from domain.ledger.storage_faults import storage_fault
 from domain.ledger.streams import Streams, rolled_back
@@ -68,8 +68,6 @@ from domain.ledger.writing import (
 from domain.patient import Patient, Recorded
 
 MAX_ATTEMPTS = 200
-# An append on the event loop uses a cached key only while it has this long left to be trusted.
-LIVE_MARGIN = 0.1
 
 
 class Ledger(Application[str]):
@@ -82,10 +80,8 @@ class Ledger(Application[str]):
         # Called after every save by this process (the live feed wakes its followers).
         self.on_saved: Callable[[], None] = lambda: None
         self._streams = Streams()
-        # Patients whose keys an event loop is having read again (`_known_live`).
-        self._refreshing: set[str] = set()
-        self._refresher: ThreadPoolExecutor | None = None
-        self._refresh_running = False
+        # The keys an event loop has read again (`append_async`), made on first use.
+        self._key_rounds: KeyRounds | None = None
         # Concurrent appends of this process share one transaction (domain/ledger/group_commit).
         self.group_commit = GroupCommit(self._insert, self._is_storage_fault)
         for attempt in range(5):
@@ -167,8 +163,8 @@ class Ledger(Application[str]):
 
     def close(self) -> None:
         self.group_commit.close()
-        if self._refresher is not None:
-            self._refresher.shutdown()
+        if self._key_rounds is not None:
+            self._key_rounds.close()
         super().close()
 
     def _notify(self, recordings: list[Recording[str]]) -> None:
@@ -360,7 +356,7 @@ class Ledger(Application[str]):
         command = self._command(patient_id, entries, actor, source, expected_version)
         lock = self._streams.lock(patient_id)
         loop = asyncio.get_running_loop()
-        if not (self._known_live(patient_id) and lock.acquire(blocking=False)):
+        if not (await self._key_usable(patient_id) and lock.acquire(blocking=False)):
             return await loop.run_in_executor(
                 None,
                 functools.partial(
@@ -377,44 +373,18 @@ class Ledger(Application[str]):
         task = loop.create_task(self._run_command_async(command, lock))
         return await asyncio.shield(task)
 
-    def _known_live(self, patient_id: str) -> bool:
-        """Is this patient's key known live without asking the store (no I/O on the loop)?
-        A key is trusted for `RECHECK` seconds after it was read (an erasure by another
-        process shows within that time): past a quarter of it, the key is read again meanwhile,
-        with the others due then, in one query in a thread of its own, so that a patient
-        written to steadily never waits for that read."""
-        keys = self.keys
-        if keys is None:
+    async def _key_usable(self, patient_id: str) -> bool:
+        """Is this patient's key known live, so that the append may run on the loop? Read
+        again in a round of many first when it is past its time (no I/O on the loop)."""
+        if self.keys is None:
             return True
-        age = keys.live_age(patient_id)
-        if age is None or age > RECHECK - LIVE_MARGIN:
-            return False
-        if age > RECHECK / 4 and patient_id not in self._refreshing:
-            self._refreshing.add(patient_id)
-            if not self._refresh_running:
-                self._refresh_keys(keys)
-        return True
-
-    def _refresh_keys(self, keys: PatientKeys) -> None:
-        if self._refresher is None:  # not the handlers' threads: appends may fill those
-            self._refresher = ThreadPoolExecutor(1, thread_name_prefix="oncoledger-keys")
-        loop = asyncio.get_running_loop()
-        self._refresh_running = True
-        due = list(self._refreshing)
-        future = loop.run_in_executor(
-            self._refresher, functools.partial(keys.preload, due, again=True)
-        )
-        future.add_done_callback(functools.partial(self._refreshed, keys, due))
-
-    def _refreshed(self, keys: PatientKeys, due: list[str], future: asyncio.Future[None]) -> None:
-        """The keys of `due` were read again (or could not be: then, once past the margin, an
-        append reads its own in `append`); those that fell due meanwhile are read next."""
-        if not future.cancelled():
-            future.exception()
-        self._refreshing.difference_update(due)
-        self._refresh_running = False
-        if self._refreshing:
-            self._refresh_keys(keys)
+        if self._key_rounds is None:
+            self._key_rounds = KeyRounds(self.keys)
+        usable = self._key_rounds.usable(patient_id)
+        if usable is False:
+            await self._key_rounds.read_again(patient_id)
+            usable = self._key_rounds.usable(patient_id)
+        return bool(usable)
 
     def _run_command(self, command: _Command) -> list[Receipt]:
         """Run a command (`_command`), new or stopped at a `yield None`, to its end in this

@@ -214,3 +214,26 @@ async def until(condition: Any) -> None:
             return
         await asyncio.sleep(0.001)
     raise AssertionError("the condition never held")
+
+
+def test_an_erasure_by_another_process_refuses_an_async_append_once_the_key_is_due(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if ledger.keys is None:
+        pytest.skip("erasure needs the master key")
+    (patient_id,) = registered(ledger, 1)
+    asyncio.run(append_async(ledger, patient_id, draw(1)))  # the key is known here now
+    other = Ledger(ledger.config)  # another process
+    try:
+        other.erase(patient_id, actor=ACTOR, reason="the patient asked")
+    finally:
+        other.close()
+    # when the key this process holds is past the time it is trusted without asking
+    import domain.ledger.patient_keys as patient_keys
+
+    later = patient_keys.time.monotonic() + patient_keys.RECHECK
+    monkeypatch.setattr(patient_keys.time, "monotonic", lambda: later)
+    # then an append from the loop reads it again first, and is refused
+    with pytest.raises(Gone):
+        asyncio.run(append_async(ledger, patient_id, draw(2)))
+    assert ledger.version(patient_id) == 2
