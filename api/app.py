@@ -1,7 +1,9 @@
 """The REST API (SPEC §8): `create_app()` builds the Litestar application.
 
 One `OncoLedger` per application, opened on startup and closed on shutdown. The library is
-synchronous, so every handler that touches storage is a `def` run in a worker thread.
+synchronous, so every handler that touches storage is a `def` run in a worker thread; the one
+exception is the single-event append (`api.events.AppendPath`), which runs on the event loop
+and awaits its commit from the ledger's group committer (`Ledger.append_async`).
 `uvicorn --factory api.app:create_app` (what `oncoledger serve` runs) reads the store from the
 environment: ONCOLEDGER_DB or ONCOLEDGER_DATABASE_URL.
 """
@@ -53,6 +55,7 @@ MAX_BODY_BYTES = 1024 * 1024
 # so a group commit never holds more than 6. An append's thread mostly waits for its commit (no
 # GIL held), but every runnable thread competes with the event loop for the GIL: measured with
 # 32 clients on 2 cores, 16 threads answered at least as fast as 64 with a lower p99.
+# (A single-event append takes none of them: it runs on the loop, `api.events.AppendPath`.)
 HANDLER_THREADS = 16
 # The cyclic garbage collector, tuned for a server (`settled_heap`). Measured under the bench's
 # append load (32 clients, SQLite): with Python's defaults (700, 10, 10) the collector took
