@@ -198,8 +198,9 @@ class OncoLedger(ImportMixin, ReadsMixin, AuditMixin):
         source: str,
         expected_version: int | None = None,
     ) -> list[Receipt]:
-        """`append`, for a caller on an event loop (`Ledger.append_async`). The views are
-        brought current by the projector: never inline (that would read the store here)."""
+        """`append`, for a caller on an event loop (`Ledger.append_async`). Where the views
+        are brought current by the writer itself (no projector), the whole append runs in a
+        worker thread, as that reads the store."""
         entries = [_batch_entry(b, i, len(bodies), patient_id) for i, b in enumerate(bodies)]
         if self.project_inline and self.projector is None:
             return await asyncio.get_running_loop().run_in_executor(
