@@ -181,6 +181,28 @@ def test_an_async_append_to_an_erased_patient_is_refused(ledger: Ledger) -> None
         asyncio.run(append_async(ledger, patient_id, draw(2)))
 
 
+def test_a_cancelled_async_append_still_ends_its_command(ledger: Ledger) -> None:
+    (patient_id,) = registered(ledger, 1)
+    held = HeldInsert(ledger)
+
+    async def main() -> Receipt:
+        # given an append from the loop whose commit is under way (held in the recorder)
+        caller = asyncio.ensure_future(append_async(ledger, patient_id, draw(1)))
+        await held.entered()
+        # when its caller goes away (a cancelled request)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        held.release()
+        # then its command still ends: the commit lands, the patient's lock is free again
+        return await append_async(ledger, patient_id, draw(2))
+
+    receipt = asyncio.run(main())
+    assert receipt.version == 3
+    assert [e.version for e in ledger.history(patient_id)] == [1, 2, 3]
+    assert ledger.verify(patient_id).ok
+
+
 class HeldInsert:
     """The recorder's insert, recorded; the first call waits until `release()`."""
 
