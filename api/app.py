@@ -1,7 +1,9 @@
 """The REST API (SPEC §8): `create_app()` builds the Litestar application.
 
 One `OncoLedger` per application, opened on startup and closed on shutdown. The library is
-synchronous, so every handler that touches storage is a `def` run in a worker thread.
+synchronous, so every handler that touches storage is a `def` run in a worker thread; the one
+exception is the single-event append (`api.events.AppendPath`), which runs on the event loop
+and awaits its commit from the ledger's group committer (`Ledger.append_async`).
 `uvicorn --factory api.app:create_app` (what `oncoledger serve` runs) reads the store from the
 environment: ONCOLEDGER_DB or ONCOLEDGER_DATABASE_URL.
 """
@@ -16,19 +18,17 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from importlib import metadata
-from typing import Any
 
 import anyio.to_thread
-from litestar import Litestar, Request, get
+from litestar import Litestar, get
 from litestar.di import Provide
-from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
-from litestar.utils.scope.state import ScopeState
 
 from api.audit import AuditController
+from api.bodies import require_json_body
 from api.charts import CHART_ROUTES
 from api.cohort import CohortController
 from api.docs_ui import docs_assets, docs_ui
@@ -42,13 +42,10 @@ from api.integrity import IntegrityController
 from api.pages import PageController
 from api.patients import PatientController
 from api.projections import ProjectionController
-from api.query_checks import check_query
 from api.schemas import Health
 from api.storage_errors import STORAGE_EXCEPTION_HANDLERS
 from api.views import ViewController
 from api.web_auth import SignInController
-from domain.errors import ValidationFailed
-from domain.input_checks import parse_json
 from projections.projector import NO_PROJECTOR_ENV
 from projections.root import OncoLedger, StoreConfig
 
@@ -58,8 +55,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # so a group commit never holds more than 6. An append's thread mostly waits for its commit (no
 # GIL held), but every runnable thread competes with the event loop for the GIL: measured with
 # 32 clients on 2 cores, 16 threads answered at least as fast as 64 with a lower p99.
+# (A single-event append takes none of them: it runs on the loop, `api.events.AppendPath`.)
 HANDLER_THREADS = 16
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # The cyclic garbage collector, tuned for a server (`settled_heap`). Measured under the bench's
 # append load (32 clients, SQLite): with Python's defaults (700, 10, 10) the collector took
 # about 5 s of a 30 s run, the full collections up to 0.7 s each (every request waits: the p99),
@@ -98,34 +95,6 @@ def health() -> Health:
 @get(path="/", include_in_schema=False, sync_to_thread=False)
 def home() -> Redirect:
     return Redirect(path="/schema")
-
-
-async def require_json_body(request: Request[Any, Any, Any]) -> None:
-    """Bodies are JSON: refuse another media type (415), an empty body or malformed JSON (400).
-    The query string is checked first, against what the route declares (400)."""
-    check_query(request)
-    # The scope's path and method, not `request.url` (a URL object built per request).
-    scope = request.scope
-    if scope["method"] not in _BODY_METHODS or not (
-        scope.get("root_path", "") + scope["path"]
-    ).startswith("/api/"):
-        return  # the browser pages post forms
-    media_type = request.content_type[0]
-    if media_type and not (media_type == "application/json" or media_type.endswith("+json")):
-        raise ClientException(
-            status_code=415,
-            detail=f"the body must be JSON sent as `Content-Type: application/json`, not "
-            f"{media_type!r} (with curl: --json, or -H 'Content-Type: application/json')",
-        )
-    body = await request.body()
-    if not body.strip():
-        raise ValidationFailed(
-            "the request body is empty: send one JSON object", field="$", rule="schema"
-        )
-    # Refuses invalid UTF-8, over-deep nesting and unstorable text, naming where. What it
-    # parsed is the handler's body parameter: Litestar takes a request's JSON from its scope
-    # state when there (the same untyped decode of the same bytes), so the body is parsed once.
-    ScopeState.from_scope(request.scope).json = parse_json(body, what="the body")
 
 
 @contextmanager

@@ -34,20 +34,24 @@ def requires(permission: Permission) -> Guard:
     """A guard admitting tokens whose role allows `permission` (SPEC §8 roles)."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        token = bearer_token(connection.headers.get("authorization"))
-        service: OncoLedger = connection.app.state.ledger
-        principal = service.tokens.verified(token)
-        if principal is None:
-            principal = await _authenticate(service, token)
-        if principal is None:
-            raise Unauthorized(
-                "unknown or revoked token", field="Authorization", rule="bearer_token"
-            )
-        authorize(principal, permission, action=_ACTIONS[permission])
-        connection.scope["auth"] = principal
+        await admit(connection, permission)
 
     guard.__name__ = f"requires_{permission}"
     return guard
+
+
+async def admit(connection: ASGIConnection[Any, Any, Any, Any], permission: Permission) -> None:
+    """What the guard checks: a known token whose role allows `permission` (401, 403); its
+    principal becomes the connection's `auth`."""
+    token = bearer_token(connection.headers.get("authorization"))
+    service: OncoLedger = connection.app.state.ledger
+    principal = service.tokens.verified(token)
+    if principal is None:
+        principal = await _authenticate(service, token)
+    if principal is None:
+        raise Unauthorized("unknown or revoked token", field="Authorization", rule="bearer_token")
+    authorize(principal, permission, action=_ACTIONS[permission])
+    connection.scope["auth"] = principal
 
 
 # The lookups under way, by event loop, token store and token.

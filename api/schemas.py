@@ -17,6 +17,7 @@ from msgspec import Meta, Struct
 from api.event_bodies import EventCreate, request_body
 from domain import events as ev
 from domain.codec import convert_strict
+from domain.input_checks import may_hold_unstorable
 from domain.integrity import ChainReport
 from projections.readmodels import PatientRow
 from projections.root import Receipt as LedgerReceipt
@@ -159,6 +160,27 @@ class ErrorBody(Struct, frozen=True, kw_only=True):
     status_code: int
     detail: str
     extra: dict[str, Any] | None = None
+
+
+# A route's `opt` key for a function decoding its body bytes into their Struct, or answering
+# None: then the body is parsed as untyped JSON and the handler validates it (`api.app`).
+TYPED_BODY = "typed_body"
+_event_decoder = msgspec.json.Decoder(ev.AnyEvent, strict=True)
+
+
+def event_from_bytes(body: bytes) -> ev.AnyEvent | None:
+    """An event body decoded straight from its bytes into the event's Struct, in one pass; None
+    when that is not the whole answer: a body that may hold unstorable text or deep nesting,
+    or one this decode refuses, is read the long way (`parse_json`, then the strict
+    conversion), whose refusals name the field. Whatever this decode accepts, the long way
+    accepts as the same event."""
+    if may_hold_unstorable(body):
+        return None
+    try:
+        event: ev.AnyEvent = _event_decoder.decode(body)
+    except Exception:  # refused: the long way says why, as it always has
+        return None
+    return event
 
 
 def decode(data: Any, type_: type[T]) -> T:

@@ -160,6 +160,26 @@ def http(bench: Run) -> None:
             extra=f"{latency(rounds)}; {cpu_text(rounds)}",
         )
     )
+    with procs.Server("bench.apps:create_bare_async_app") as bare_async:
+        watch = lambda: {"server": [bare_async.pid]}  # noqa: E731
+        rounds = [
+            load_round(bench, bare_async.url, token, fresh, plan.bare_events, watch=watch)
+            for _ in range(3)
+        ]
+    bench.add(
+        Figure(
+            section=SECTION,
+            label="bare Litestar endpoint, same, its handler an async def on the event loop "
+            "(as the API's single-event append runs)",
+            data=data,
+            value=median([r["rate"] for r in rounds]),
+            unit="events/s",
+            runs=len(rounds),
+            rss_kib=bare_async.max_rss_kib,
+            baseline=bare_fig,
+            extra=f"{latency(rounds)}; {cpu_text(rounds)}",
+        )
+    )
     inproc = procs.worker(
         "append_inproc",
         {

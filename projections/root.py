@@ -9,6 +9,8 @@ are derived from the stream: a client always reads its own writes.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -168,11 +170,53 @@ class OncoLedger(ImportMixin, ReadsMixin, AuditMixin):
         expected_version: int | None = None,
     ) -> list[Receipt]:
         entries = [_batch_entry(b, i, len(bodies), patient_id) for i, b in enumerate(bodies)]
+        return self._append_entries(
+            patient_id, entries, actor=actor, source=source, expected_version=expected_version
+        )
+
+    def _append_entries(
+        self,
+        patient_id: str,
+        entries: Sequence[ev.AnyEvent],
+        *,
+        actor: str,
+        source: str,
+        expected_version: int | None = None,
+    ) -> list[Receipt]:
         receipts = self.ledger.append(
             patient_id, entries, actor=actor, source=source, expected_version=expected_version
         )
         self._after_write()
         return receipts
+
+    async def append_async(
+        self,
+        patient_id: str,
+        bodies: Sequence[Body],
+        *,
+        actor: str,
+        source: str,
+        expected_version: int | None = None,
+    ) -> list[Receipt]:
+        """`append`, for a caller on an event loop (`Ledger.append_async`). Where the views
+        are brought current by the writer itself (no projector), the whole append runs in a
+        worker thread, as that reads the store."""
+        entries = [_batch_entry(b, i, len(bodies), patient_id) for i, b in enumerate(bodies)]
+        if self.project_inline and self.projector is None:
+            return await asyncio.get_running_loop().run_in_executor(
+                None,
+                functools.partial(
+                    self._append_entries,
+                    patient_id,
+                    entries,
+                    actor=actor,
+                    source=source,
+                    expected_version=expected_version,
+                ),
+            )
+        return await self.ledger.append_async(
+            patient_id, entries, actor=actor, source=source, expected_version=expected_version
+        )
 
     def amend(
         self,

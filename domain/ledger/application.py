@@ -9,9 +9,12 @@ stored, so concurrent writers never lose or duplicate an event.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -47,6 +50,7 @@ from domain.ledger.config import StoreConfig, check_key_format
 from domain.ledger.db import open_db
 from domain.ledger.event_index import EVENT_IDS
 from domain.ledger.group_commit import GroupCommit
+from domain.ledger.key_rounds import KeyRounds
 from domain.ledger.mapper import LedgerMapper
 from domain.ledger.patient_keys import Erasure, PatientKeys, is_sealed
 from domain.ledger.snapshots import Snapshots
@@ -76,6 +80,8 @@ class Ledger(Application[str]):
         # Called after every save by this process (the live feed wakes its followers).
         self.on_saved: Callable[[], None] = lambda: None
         self._streams = Streams()
+        # The keys an event loop has read again (`append_async`), made on first use.
+        self._key_rounds: KeyRounds | None = None
         # Concurrent appends of this process share one transaction (domain/ledger/group_commit).
         self.group_commit = GroupCommit(self._insert, self._is_storage_fault)
         for attempt in range(5):
@@ -154,6 +160,12 @@ class Ledger(Application[str]):
 
     def erasures(self) -> list[Erasure]:
         return self.keys.erasures() if self.keys else []
+
+    def close(self) -> None:
+        self.group_commit.close()
+        if self._key_rounds is not None:
+            self._key_rounds.close()
+        super().close()
 
     def _notify(self, recordings: list[Recording[str]]) -> None:
         self.on_saved()
@@ -322,74 +334,202 @@ class Ledger(Application[str]):
         and the command runs again on the stream reloaded. No answer is ever given from a
         cache that may be stale: a refusal (a rule, If-Match) is given only once the patient
         was read from the store in this command."""
+        command = self._command(patient_id, entries, actor, source, expected_version)
+        self.refuse_erased(patient_id)
+        with self._streams.lock(patient_id):
+            return self._run_command(command)
+
+    async def append_async(
+        self,
+        patient_id: str,
+        entries: Sequence[ev.AnyEvent],
+        *,
+        actor: str,
+        source: str,
+        expected_version: int | None = None,
+    ) -> list[Receipt]:
+        """`append`, for a caller on an event loop (the REST API), with the same semantics.
+
+        The CPU work (the rules, the record, the encryption) runs on the loop and the commit in
+        the group committer's thread, with no thread of this append's own waiting. Whatever
+        must read the store (a patient not cached, a refusal to be judged on the stream as
+        stored, a failed commit) continues in a worker thread, as `append` would. The patient's
+        lock is the same one `append` takes: taken without waiting, or else the whole command
+        runs in a worker thread, which waits for it there."""
+        command = self._command(patient_id, entries, actor, source, expected_version)
+        lock = self._streams.lock(patient_id)
+        loop = asyncio.get_running_loop()
+        if not (await self._key_usable(patient_id) and lock.acquire(blocking=False)):
+            return await loop.run_in_executor(
+                None,
+                functools.partial(
+                    self.append,
+                    patient_id,
+                    entries,
+                    actor=actor,
+                    source=source,
+                    expected_version=expected_version,
+                ),
+            )
+        # The command runs to its end whatever happens to the caller (a cancelled request):
+        # the lock is released, and the patient put back or dropped, only once it has.
+        task = loop.create_task(self._run_command_async(command, lock))
+        return await asyncio.shield(task)
+
+    async def _key_usable(self, patient_id: str) -> bool:
+        """Is this patient's key known live, so that the append may run on the loop? Read
+        again in a round of many first when it is past its time (no I/O on the loop)."""
+        if self.keys is None:
+            return True
+        if self._key_rounds is None:
+            self._key_rounds = KeyRounds(self.keys)
+        usable = self._key_rounds.usable(patient_id)
+        if usable is False:
+            await self._key_rounds.read_again(patient_id)
+            usable = self._key_rounds.usable(patient_id)
+        return bool(usable)
+
+    def _run_command(self, command: _Command) -> list[Receipt]:
+        """Run a command (`_command`), new or stopped at a `yield None`, to its end in this
+        thread."""
+        try:
+            step = command.send(None)
+            while True:
+                if step is None:
+                    step = command.send(None)
+                    continue
+                try:
+                    self.save(step)
+                except BaseException as exc:
+                    step = command.throw(exc)
+                else:
+                    step = command.send(None)
+        except StopIteration as stop:
+            result: list[Receipt] = stop.value
+            return result
+
+    async def _run_command_async(self, command: _Command, lock: threading.Lock) -> list[Receipt]:
+        """Run a command on the event loop while it needs no I/O but its commit (awaited from
+        the group committer), the rest of it in a worker thread; `lock` is held, and released
+        at the end."""
+        loop = asyncio.get_running_loop()
+        try:
+            step = next(command)
+            while True:
+                if step is None:
+                    return await loop.run_in_executor(None, self._run_command, command)
+                try:
+                    await self._save_async(step)
+                except Exception as exc:
+                    step = command.throw(exc)
+                else:
+                    step = command.send(None)
+        except StopIteration as stop:
+            result: list[Receipt] = stop.value
+            return result
+        finally:
+            lock.release()
+
+    async def _save_async(self, patient: Patient) -> None:
+        """`save(patient)` with the commit awaited from the group committer."""
+        events = patient.collect_events()
+        pairs = [(str(e.entry.event_id), e.originator_id) for e in events]
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        await self.group_commit.submit(stored, {EVENT_IDS: pairs})
+        self._notify([])
+
+    def _command(
+        self,
+        patient_id: str,
+        entries: Sequence[ev.AnyEvent],
+        actor: str,
+        source: str,
+        expected_version: int | None,
+    ) -> _Command:
+        """An append, as a generator run under the patient's lock: it yields the patient to
+        save (its outcome is sent or thrown back in) and yields None before it reads the store
+        (a caller on an event loop moves it to a thread then); it returns the receipts."""
         if not entries:
             raise ValidationFailed("nothing to append: the batch is empty", field="events")
         check_ids_unique_in_batch(entries)
         check_entries_storable(entries, actor)
-        self.refuse_erased(patient_id)
-        with self._streams.lock(patient_id):
-            patient = self._streams.take(patient_id)
-            fresh = patient is None  # read from the store in this command
-            if patient is None:
-                patient = self._loaded(patient_id)
-            for attempt in range(MAX_ATTEMPTS):
-                loaded = patient.version
-                if (
-                    expected_version is not None
-                    and loaded != expected_version
-                    and not all(e.event_id in patient.position for e in entries)
-                ):
-                    if not fresh:  # the cache may be behind: ask the store before refusing
-                        patient, fresh = self._caught_up(patient, at=loaded), True
-                        continue
-                    # Stale, and not a retry of what is stored: the precondition answers first.
-                    self._streams.put(patient)
-                    raise stale(patient_id, loaded, expected_version)
-                now = datetime.now(UTC)  # one transaction, one transaction time for the batch
-                try:
-                    receipts = [
-                        receipt(*patient.record(entry, actor=actor, source=source, now=now))
-                        for entry in entries
-                    ]
-                except DomainError:
-                    if fresh:
-                        self._streams.put(rolled_back(patient, at=loaded))
-                        raise
-                    # Refused on a cache that may be stale: judged again on the stream as stored.
+        return self._steps(patient_id, entries, actor, source, expected_version)
+
+    def _steps(
+        self,
+        patient_id: str,
+        entries: Sequence[ev.AnyEvent],
+        actor: str,
+        source: str,
+        expected_version: int | None,
+    ) -> _Command:
+        patient = self._streams.take(patient_id)
+        fresh = patient is None  # read from the store in this command
+        if patient is None:
+            yield None
+            patient = self._loaded(patient_id)
+        for attempt in range(MAX_ATTEMPTS):
+            loaded = patient.version
+            if (
+                expected_version is not None
+                and loaded != expected_version
+                and not all(e.event_id in patient.position for e in entries)
+            ):
+                if not fresh:  # the cache may be behind: ask the store before refusing
+                    yield None
                     patient, fresh = self._caught_up(patient, at=loaded), True
                     continue
-                if not any(r.created for r in receipts):
-                    # A retry of what is already stored answers as the first time did.
-                    self._streams.put(patient)
-                    return receipts
-                if expected_version is not None and loaded != expected_version:
-                    raise stale(patient_id, loaded, expected_version)
-                try:
-                    self.save(patient)
-                except (PersistenceError, OSError) as exc:
-                    path = self.config.sqlite_path
-                    if storage_fault(exc, doing="", path=path) is not None:
-                        # A full disk or a lost store: never run again as if it were contention.
-                        return settled(self, patient, loaded, receipts, exc)
-                    if not isinstance(exc, IntegrityError | OperationalError):
-                        raise
-                    if isinstance(exc, IntegrityError):
-                        check_ids_unused_elsewhere(self.recorder, patient_id, receipts)
-                    # Another process took these versions: start again from the store.
-                    if expected_version is not None and isinstance(exc, IntegrityError) and fresh:
-                        raise StaleVersion(
-                            f"patient {patient_id} moved on while this was being recorded",
-                            field="If-Match",
-                            rule="expected_version",
-                        ) from exc
-                    if fresh:
-                        time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
-                    patient, fresh = self._caught_up(patient, at=loaded), True
-                    continue
-                if self.patient_snapshots is not None and self.patient_snapshots.due(patient):
-                    self.patient_snapshots.save(patient)  # while no reader can move it on
+                # Stale, and not a retry of what is stored: the precondition answers first.
+                self._streams.put(patient)
+                raise stale(patient_id, loaded, expected_version)
+            now = datetime.now(UTC)  # one transaction, one transaction time for the batch
+            try:
+                receipts = [
+                    receipt(*patient.record(entry, actor=actor, source=source, now=now))
+                    for entry in entries
+                ]
+            except DomainError:
+                if fresh:
+                    self._streams.put(rolled_back(patient, at=loaded))
+                    raise
+                # Refused on a cache that may be stale: judged again on the stream as stored.
+                yield None
+                patient, fresh = self._caught_up(patient, at=loaded), True
+                continue
+            if not any(r.created for r in receipts):
+                # A retry of what is already stored answers as the first time did.
                 self._streams.put(patient)
                 return receipts
+            if expected_version is not None and loaded != expected_version:
+                raise stale(patient_id, loaded, expected_version)
+            try:
+                yield patient  # saved by the caller
+            except (PersistenceError, OSError) as exc:
+                yield None
+                path = self.config.sqlite_path
+                if storage_fault(exc, doing="", path=path) is not None:
+                    # A full disk or a lost store: never run again as if it were contention.
+                    return settled(self, patient, loaded, receipts, exc)
+                if not isinstance(exc, IntegrityError | OperationalError):
+                    raise
+                if isinstance(exc, IntegrityError):
+                    check_ids_unused_elsewhere(self.recorder, patient_id, receipts)
+                # Another process took these versions: start again from the store.
+                if expected_version is not None and isinstance(exc, IntegrityError) and fresh:
+                    raise StaleVersion(
+                        f"patient {patient_id} moved on while this was being recorded",
+                        field="If-Match",
+                        rule="expected_version",
+                    ) from exc
+                if fresh:
+                    time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+                patient, fresh = self._caught_up(patient, at=loaded), True
+                continue
+            if self.patient_snapshots is not None and self.patient_snapshots.due(patient):
+                yield None
+                self.patient_snapshots.save(patient)  # while no reader can move it on
+            self._streams.put(patient)
+            return receipts
         raise Conflict(
             f"patient {patient_id} is being written too busily; nothing was recorded, try again",
             field="patient_id",
@@ -417,6 +557,11 @@ class Ledger(Application[str]):
         for entry in self._entries(patient.id, after=patient.version):
             patient.apply(entry)
         return patient
+
+
+# An append as run under its patient's lock (`Ledger._command`): it yields a patient to save, or
+# None before it reads the store; it returns the receipts.
+_Command = Generator[Patient | None, None, list[Receipt]]
 
 
 class _StoredId(msgspec.Struct):

@@ -13,13 +13,21 @@ Then each append of the batch is committed on its own, and gets its own outcome 
 retry logic runs per append). A storage fault (a full disk, a lost store) is not retried that
 way: every append of the batch gets it, and each asks the store whether its own events were
 stored (`domain.ledger.writing.settled`): a commit can fail after the database made it durable.
+
+An append from an event loop (`submit`) does not block a thread of its own: it is queued with
+an asyncio future, and when it is its turn to lead, the committer thread (one per
+`GroupCommit`, started on the first such append) leads that commit. The futures of a batch are
+resolved by one callback on their loop, so a batch costs the loop one wake-up, not one per
+append.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -33,7 +41,10 @@ Insert = Callable[[list[StoredEvent], dict[str, list[Any]]], Sequence[int] | Non
 class _Append:
     stored: list[StoredEvent]
     kwargs: dict[str, list[Any]]
-    wake: threading.Event = field(default_factory=threading.Event)
+    # A thread's append waits on `wake`; an append from an event loop (`submit`) has a
+    # `future`, resolved there, and is never waited on here.
+    wake: threading.Event | None = None
+    future: asyncio.Future[Sequence[int] | None] | None = None
     done: bool = False
     ids: Sequence[int] | None = None
     error: BaseException | None = None
@@ -48,27 +59,81 @@ class GroupCommit:
         self._mutex = threading.Lock()
         self._queue: list[_Append] = []
         self._leading = False
+        # The committer thread leads a commit whose first append came from an event loop.
+        self._committer: threading.Thread | None = None
+        self._turn = threading.Event()
+        self._committer_leads = False
+        self._closed = False
         # What the commits were: how many transactions were tried (one per batch, plus one per
         # append when a batch fell back to one by one) and the largest batch committed at once.
         self.transactions = 0
         self.largest = 0
+        # How many appends came from an event loop (`submit`).
+        self.submitted = 0
 
     def commit(
         self, stored: list[StoredEvent], kwargs: dict[str, list[Any]]
     ) -> Sequence[int] | None:
         """Store `stored` durably (with others waiting now); the notification ids, if any."""
-        append = _Append(stored, kwargs)
+        wake = threading.Event()
+        append = _Append(stored, kwargs, wake=wake)
         with self._mutex:
             self._queue.append(append)
             lead = not self._leading
             self._leading = True
         if not lead:
-            append.wake.wait()  # until the commit that holds it is done, or it is to lead
+            wake.wait()  # until the commit that holds it is done, or it is to lead
         if not append.done:
             self._lead()
         if append.error is not None:
             raise append.error
         return append.ids
+
+    def submit(
+        self, stored: list[StoredEvent], kwargs: dict[str, list[Any]]
+    ) -> asyncio.Future[Sequence[int] | None]:
+        """`commit`, for a caller on an event loop: queued at once, committed in the committer
+        thread with the others waiting then; the future has the notification ids, or the
+        error. Call it on the loop."""
+        future: asyncio.Future[Sequence[int] | None] = asyncio.get_running_loop().create_future()
+        append = _Append(stored, kwargs, future=future)
+        with self._mutex:
+            if self._closed:
+                raise RuntimeError("the ledger is closed")
+            self._queue.append(append)
+            self.submitted += 1
+            lead = not self._leading
+            self._leading = True
+            self._committer_leads = self._committer_leads or lead
+            if self._committer is None:
+                self._committer = threading.Thread(
+                    target=self._commit_turns, name="oncoledger-committer", daemon=True
+                )
+                self._committer.start()
+        if lead:
+            self._turn.set()
+        return future
+
+    def close(self) -> None:
+        """Stop the committer thread once the commits queued now are done."""
+        with self._mutex:
+            self._closed = True
+            committer = self._committer
+        self._turn.set()
+        if committer is not None:
+            committer.join(timeout=30)
+
+    def _commit_turns(self) -> None:
+        while True:
+            self._turn.wait()
+            self._turn.clear()
+            with self._mutex:
+                lead, self._committer_leads = self._committer_leads, False
+                finished = self._closed and not self._leading
+            if lead:
+                self._lead()
+            elif finished:
+                return
 
     def waiting(self) -> int:
         """How many appends are queued for the next commit (for tests and diagnostics)."""
@@ -88,10 +153,14 @@ class GroupCommit:
             with self._mutex:
                 successor = self._queue[0] if self._queue else None
                 self._leading = successor is not None
-            for append in batch:
-                append.wake.set()
-            if successor is not None:
+                if successor is not None and successor.future is not None:
+                    self._committer_leads = True
+                turn = self._committer is not None and (self._committer_leads or self._closed)
+            _wake(batch)
+            if successor is not None and successor.wake is not None:
                 successor.wake.set()  # not done: it leads the next commit
+            if turn:
+                self._turn.set()  # the committer leads the next commit (or may now stop)
 
     def _run(self, batch: list[_Append]) -> None:
         if len(batch) == 1:
@@ -128,3 +197,28 @@ class GroupCommit:
         except Exception as exc:
             append.error = exc
         append.done = True
+
+
+def _wake(batch: list[_Append]) -> None:
+    """Each append of a committed batch learns its outcome: a waiting thread is woken, the
+    futures of each event loop are resolved by one callback there."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Append]] = {}
+    for append in batch:
+        if append.wake is not None:
+            append.wake.set()
+        elif append.future is not None:
+            by_loop.setdefault(append.future.get_loop(), []).append(append)
+    for loop, appends in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+            loop.call_soon_threadsafe(_resolve, appends)
+
+
+def _resolve(appends: list[_Append]) -> None:
+    for append in appends:
+        future = append.future
+        if future is None or future.done():  # cancelled: nobody waits for the answer
+            continue
+        if append.error is not None:
+            future.set_exception(append.error)
+        else:
+            future.set_result(append.ids)

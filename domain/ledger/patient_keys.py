@@ -128,6 +128,15 @@ class PatientKeys:
         self._remember(patient_id, key)
         return key is None
 
+    def live_age(self, patient_id: str) -> float | None:
+        """Seconds since this process last read the patient's live key from the table; None
+        when it holds no live key for it. No I/O (for a caller that must not wait)."""
+        with self._lock:
+            known = self._cache.get(patient_id)
+        if known is None or known[0] is None:
+            return None
+        return time.monotonic() - known[1]
+
     def _cached(self, patient_id: str) -> tuple[bool, bytes | None]:
         """A key known to this process. A live key is asked for again after `RECHECK` seconds,
         so an erasure made by another process takes effect here within that time, at the cost
@@ -155,10 +164,11 @@ class PatientKeys:
             aead = self._aeads[key] = AESGCM(key)
         return aead
 
-    def preload(self, patient_ids: Iterable[str]) -> None:
-        """Unwrap the keys of these patients that this process does not hold, in one query per
-        500 (a rebuild or a projector batch asks for many patients' keys at once)."""
-        wanted = [p for p in dict.fromkeys(patient_ids) if not self._cached(p)[0]]
+    def preload(self, patient_ids: Iterable[str], *, again: bool = False) -> None:
+        """Unwrap the keys of these patients that this process does not hold (`again`: all of
+        them, read anew), in one query per 500 (a rebuild or a projector batch asks for many
+        patients' keys at once)."""
+        wanted = [p for p in dict.fromkeys(patient_ids) if again or not self._cached(p)[0]]
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             with self.db.transaction() as cur:
