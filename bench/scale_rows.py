@@ -172,10 +172,11 @@ def postgres_workers(bench: Run) -> None:
                 rounds = []
 
                 def watch(pid: int = api.pid, app: str = app) -> cpu.Groups:
-                    return {
-                        "server workers": cpu.children(pid) or [pid],
-                        "postgres backends": cpu.backends(url, app),
-                    }
+                    # Each worker process on its own: an uneven share of the connections
+                    # between them shows.
+                    workers = cpu.children(pid) or [pid]
+                    groups = {f"server worker {i + 1}": [p] for i, p in enumerate(workers)}
+                    return groups | {"postgres backends": cpu.backends(url, app)}
 
                 for _ in range(plan.pg_reps):
                     rounds.append(
