@@ -126,6 +126,44 @@ class PostgresDb:
     def close(self) -> None:
         self.pool.close()
 
+    def try_session_lock(self, key: int) -> SessionLock | None:
+        """The advisory lock `key`, held by a connection of its own until `SessionLock.close`
+        (or until that connection ends: a process killed with -9 lets go of it at once); None
+        when another session holds it."""
+        import psycopg
+
+        kwargs = {**self.pool.kwargs, "autocommit": True}
+        conn = psycopg.connect(self.pool.conninfo, **kwargs)
+        try:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (int(key),)).fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if not (row and row[0]):
+            conn.close()
+            return None
+        return SessionLock(conn)
+
+
+class SessionLock:
+    """A session-level PostgreSQL advisory lock and the connection that holds it."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def alive(self) -> bool:
+        """Whether the connection (and so the lock) is still there: one round trip."""
+        try:
+            self._conn.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Let go of the lock (by ending its session)."""
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
 
 def views_path(config: StoreConfig) -> str:
     path = Path(config.sqlite_path or "oncoledger.db")
