@@ -39,6 +39,14 @@ SQLITE_WORKERS_NOTE = (
 REUSE_PORT_LOOP = "cli.serve:reuse_port_loop"
 
 
+# How long uvicorn's supervisor waits for a worker to answer its ping before it kills it as hung
+# and starts another (uvicorn's default: 5 s). A new worker answers only once it has imported the
+# CLI's modules again (spawned, not forked) and opened the store: on a busy 2-core machine that
+# took longer than 5 s, and workers were killed and restarted in a loop at start-up (one of two
+# workers up 20 s late, missing the connections made meanwhile).
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 def reuse_port_loop() -> asyncio.AbstractEventLoop:
     """uvicorn's event loop (uvloop when installed) whose servers listen on a socket of their own
     per process, bound with SO_REUSEPORT to the address of the one uvicorn gave them (which the
@@ -174,6 +182,7 @@ def serve(
         workers=workers,
         access_log=access_log,
         loop=_loop_for(workers),
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 
