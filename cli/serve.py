@@ -69,9 +69,7 @@ def reuse_port_loop() -> asyncio.AbstractEventLoop:
                 own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 own.bind(shared.getsockname())
                 kwargs["sock"] = own
-            server: asyncio.Server = await super().create_server(
-                protocol_factory, *args, **kwargs
-            )
+            server: asyncio.Server = await super().create_server(protocol_factory, *args, **kwargs)
             return server
 
     return Loop()

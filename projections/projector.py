@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 
-from domain.ledger.db import SessionLock
+from domain.ledger.db import AdvisoryLock
 from projections.views import Views
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,9 @@ class Projector:
         # On PostgreSQL, apply only while holding `LEADER_LOCK` (False: apply whenever asked, a
         # one-off `projections run --once`, say).
         self.exclusive = exclusive and views.db.is_postgres
-        self._lease: SessionLock | None = None
+        self._lock: AdvisoryLock | None = None
+        if self.exclusive:
+            self._lock = views.db.advisory_lock(LEADER_LOCK)  # type: ignore[union-attr]
         self._next_try = 0.0  # monotonic time of the next try for the lock (standing by)
         self._next_check = 0.0  # of the next look at the lock's connection (active)
         self._wake = threading.Event()
@@ -99,32 +101,30 @@ class Projector:
     @property
     def active(self) -> bool:
         """Whether this projector applies events now (False: it stands by for another)."""
-        return not self.exclusive or self._lease is not None
+        return self._lock is None or self._lock.held
 
     def _release(self) -> None:
-        if self._lease is not None:
-            self._lease.close()
-            self._lease = None
+        if self._lock is not None:
+            self._lock.close()
 
     def _lead(self) -> bool:
         """Whether to apply now: always, unless `exclusive`; then while holding `LEADER_LOCK`,
         tried for at most every `poll` seconds while another projector holds it."""
-        if not self.exclusive:
+        lock = self._lock
+        if lock is None:
             return True
         now = time.monotonic()
-        if self._lease is not None:
+        if lock.held:
             if now < self._next_check:
                 return True
             self._next_check = now + LEASE_CHECK_SECONDS
-            if self._lease.alive():
+            if lock.alive():
                 return True
             log.warning("the projector lost its lock's connection; it stands by")
-            self._release()
         if now < self._next_try:
             return False
         self._next_try = now + self.poll
-        self._lease = self.views.db.try_session_lock(LEADER_LOCK)  # type: ignore[union-attr]
-        if self._lease is None:
+        if not lock.try_acquire():
             return False
         self._next_check = now + LEASE_CHECK_SECONDS
         log.info("this projector is now the database's active one")
