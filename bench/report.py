@@ -281,8 +281,9 @@ METHOD = [
     "server's.",
     "PostgreSQL: a fresh schema on the server named by ONCOLEDGER_BENCH_DATABASE_URL (else "
     "ONCOLEDGER_TEST_DATABASE_URL), dropped afterwards; `oncoledger serve --workers 1` and "
-    "`--workers 2 --no-access-log` alternated, a server started for each round (uvicorn worker "
-    "processes, each on a SO_REUSEPORT socket of its own, the load started once every worker "
+    "`--workers 2` (both `--reuse-port --no-access-log`) alternated, a server started for "
+    "each round (uvicorn worker processes, each on a SO_REUSEPORT socket of its own, the load "
+    "started once every worker "
     "listens; a projector embedded in each, one active at a time by an advisory lock), an "
     "uncounted warm-up round of a quarter of the events first, same client, same machine. The "
     "PostgreSQL backends' CPU is read from /proc for the sessions whose `application_name` "

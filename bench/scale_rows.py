@@ -220,7 +220,7 @@ def postgres_workers(bench: Run) -> None:
         for _ in range(plan.pg_reps):
             for workers in (1, 2):
                 app = f"oncoledger-bench-{schema}-{workers}"
-                args = ["--workers", str(workers), "--no-access-log"]
+                args = ["--workers", str(workers), "--reuse-port", "--no-access-log"]
                 with procs.Server(
                     "oncoledger serve", env | {"PGAPPNAME": app}, serve_args=args
                 ) as api:

@@ -31,20 +31,12 @@ SQLITE_WORKERS_NOTE = (
 )
 
 
-# With several workers on Linux, each listens on a socket of its own bound with SO_REUSEPORT, so
-# that the kernel spreads new connections over the workers. On uvicorn's one shared socket the
-# event loop of whichever worker wakes first accepts every connection waiting at that moment:
-# 32 clients connecting at once were seen split 26 / 6, one worker busy on all cores' worth of
+# `--reuse-port`: with several workers on Linux, each listens on a socket of its own bound with
+# SO_REUSEPORT, so that the kernel spreads new connections over the workers. On uvicorn's one
+# shared socket the event loop of whichever worker wakes first accepts every connection waiting
+# at that moment: 32 clients connecting at once were seen split 26 / 6, one worker held by its
 # GIL while the other idled (`serve --workers 2` then no faster than one worker).
 REUSE_PORT_LOOP = "cli.serve:reuse_port_loop"
-
-
-# How long uvicorn's supervisor waits for a worker to answer its ping before it kills it as hung
-# and starts another (uvicorn's default: 5 s). A new worker answers only once it has imported the
-# CLI's modules again (spawned, not forked) and opened the store: on a busy 2-core machine that
-# took longer than 5 s, and workers were killed and restarted in a loop at start-up (one of two
-# workers up 20 s late, missing the connections made meanwhile).
-WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def reuse_port_loop() -> asyncio.AbstractEventLoop:
@@ -75,10 +67,10 @@ def reuse_port_loop() -> asyncio.AbstractEventLoop:
     return Loop()
 
 
-def _loop_for(workers: int) -> str:
-    if workers > 1 and sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT"):
-        return REUSE_PORT_LOOP
-    return "auto"
+def reuse_port_supported() -> bool:
+    """SO_REUSEPORT spreads connections over the sockets of one port on Linux (elsewhere it may
+    give them all to one socket)."""
+    return sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 
 def _config(ctx: click.Context) -> StoreConfig:
@@ -130,6 +122,13 @@ def base_url(host: str, port: int) -> str:
     "`oncoledger projections run` workers.",
 )
 @click.option(
+    "--reuse-port",
+    is_flag=True,
+    help="With --workers N on Linux: each worker listens on a SO_REUSEPORT socket of its own, "
+    "and the kernel spreads new connections over them (on one shared socket, a burst of "
+    "connections may all go to one worker).",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
@@ -138,7 +137,13 @@ def base_url(host: str, port: int) -> str:
 )
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str, port: int, workers: int, no_projector: bool, access_log: bool
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    no_projector: bool,
+    reuse_port: bool,
+    access_log: bool,
 ) -> None:
     """Serve the REST API; OpenAPI docs at http://HOST:PORT/schema.
 
@@ -172,16 +177,15 @@ def serve(
         os.environ[NO_PROJECTOR_ENV] = "1"
     else:
         os.environ.pop(NO_PROJECTOR_ENV, None)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        loop=_loop_for(workers),
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-    )
+    options: dict[str, Any] = {}
+    if not access_log:
+        options["access_log"] = False
+    if reuse_port and workers > 1:
+        if reuse_port_supported():
+            options["loop"] = REUSE_PORT_LOOP
+        else:
+            click.echo("note: --reuse-port spreads connections on Linux only; ignored", err=True)
+    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, **options)
 
 
 @click.group()

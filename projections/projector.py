@@ -59,10 +59,11 @@ class Projector:
         self.gather = gather
         # On PostgreSQL, apply only while holding `LEADER_LOCK` (False: apply whenever asked, a
         # one-off `projections run --once`, say).
-        self.exclusive = exclusive and views.db.is_postgres
+        db = getattr(views, "db", None)  # (a stand-in for the views in a test may have none)
+        self.exclusive = exclusive and bool(getattr(db, "is_postgres", False))
         self._lock: AdvisoryLock | None = None
         if self.exclusive:
-            self._lock = views.db.advisory_lock(LEADER_LOCK)  # type: ignore[union-attr]
+            self._lock = db.advisory_lock(LEADER_LOCK)  # type: ignore[union-attr]
         self._next_try = 0.0  # monotonic time of the next try for the lock (standing by)
         self._next_check = 0.0  # of the next look at the lock's connection (active)
         self._wake = threading.Event()
