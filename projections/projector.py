@@ -15,7 +15,7 @@ lock with it) carries on from the tracking position. That is not what makes proj
 exactly-once (the tracking row does, whoever applies); it spares the database's projectors each
 other's work: two active ones took turns at the batches, and each then found most patients
 moved on by the other and read them again from the stream (measured: the projectors' CPU per
-event about doubled, with two `serve` workers on a 2-core machine).
+event more than doubled, with two `serve` workers on a 2-core machine).
 """
 
 from __future__ import annotations
