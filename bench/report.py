@@ -280,10 +280,16 @@ METHOD = [
     "as cores; the embedded projector is a thread of the server, so its CPU is in the "
     "server's.",
     "PostgreSQL: a fresh schema on the server named by ONCOLEDGER_BENCH_DATABASE_URL (else "
-    "ONCOLEDGER_TEST_DATABASE_URL), dropped afterwards; `oncoledger serve --workers 1`, then "
-    "`--workers 2` (uvicorn worker processes, a projector embedded in each, sharing batches "
-    "through SKIP LOCKED), same client, same machine. The PostgreSQL backends' CPU is read "
-    "from /proc for the sessions whose `application_name` (PGAPPNAME) names that server.",
+    "ONCOLEDGER_TEST_DATABASE_URL), dropped afterwards; `oncoledger serve --workers 1` and "
+    "`--workers 2` (both `--reuse-port --no-access-log`) alternated, a server started for "
+    "each round (uvicorn worker processes, each on a SO_REUSEPORT socket of its own, the load "
+    "started once every worker "
+    "listens; a projector embedded in each, one active at a time by an advisory lock), an "
+    "uncounted warm-up round of a quarter of the events first, same client, same machine. The "
+    "PostgreSQL backends' CPU is read from /proc for the sessions whose `application_name` "
+    "(PGAPPNAME) names that server; each worker's CPU is given on its own, and the CPU of all "
+    "processes per stored event, which bounds what any number of workers can do on this "
+    "machine's cores (README, Deploying at scale).",
     "First write after a restart: a new process opens a new `OncoLedger` (as a restarted "
     "server does) and appends one event the way the API does (answered once stored, no "
     "projection inline); the time of that append, for the 1,000-event patient and for a "

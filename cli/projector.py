@@ -41,7 +41,10 @@ def projections_run(session: Session, once: bool, poll: float, as_json: bool) ->
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     ledger = session.open()
     ledger.project_inline = False
-    projector = Projector(ledger.views, poll=poll)
+    # A one-off run applies what is recorded whether or not another projector is active (the
+    # tracking row keeps each event applied once); a long-running one stands by while another
+    # is active on the same PostgreSQL database, and takes over when it stops.
+    projector = Projector(ledger.views, poll=poll, exclusive=not once)
     if once:
         while projector.step():
             pass

@@ -117,6 +117,7 @@ class PostgresDb:
         if options:
             kwargs["options"] = options
         self.pool = ConnectionPool(url, min_size=1, max_size=20, kwargs=kwargs, open=True)
+        self._url, self._kwargs = url, kwargs
 
     @contextmanager
     def transaction(self, *, write: bool = False) -> Iterator[_PgCursor]:
@@ -125,6 +126,56 @@ class PostgresDb:
 
     def close(self) -> None:
         self.pool.close()
+
+    def advisory_lock(self, key: int) -> AdvisoryLock:
+        """The session-level advisory lock `key`, tried for on a connection of its own (opened
+        at the first try, kept while trying again)."""
+        return AdvisoryLock(self._url, self._kwargs, key)
+
+
+class AdvisoryLock:
+    """A session-level PostgreSQL advisory lock and the connection of its own that holds it: a
+    process killed with -9 ends the session, and so lets go of the lock at once."""
+
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], key: int) -> None:
+        self._conninfo = conninfo
+        self._kwargs = {**kwargs, "autocommit": True}
+        self._key = int(key)
+        self._conn: Any = None
+        self.held = False
+
+    def try_acquire(self) -> bool:
+        """Take the lock unless another session holds it; whether this one holds it now."""
+        if self.held:
+            return True
+        if self._conn is None or self._conn.closed:
+            import psycopg
+
+            self._conn = psycopg.connect(self._conninfo, **self._kwargs)
+        try:
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+        except BaseException:
+            self.close()
+            raise
+        self.held = bool(row and row[0])
+        return self.held
+
+    def alive(self) -> bool:
+        """Whether the lock's connection (and so the lock) is still there: one round trip."""
+        try:
+            self._conn.execute("SELECT 1")
+        except Exception:
+            self.close()
+            return False
+        return True
+
+    def close(self) -> None:
+        """Let go of the lock, by ending its session."""
+        self.held = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 def views_path(config: StoreConfig) -> str:

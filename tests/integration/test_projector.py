@@ -507,3 +507,69 @@ def test_a_read_waiting_for_the_views_cuts_the_projectors_gathering_pause_short(
         assert projector.wait_for(2, BOUND)
     finally:
         projector.stop()
+
+
+def _postgres_only(store: StoreConfig) -> None:
+    if not store.is_postgres:
+        pytest.skip("one active projector per database is PostgreSQL's (its advisory lock)")
+
+
+def test_on_postgres_one_projector_is_active_and_another_takes_over_when_it_stops(
+    store: StoreConfig,
+) -> None:
+    _postgres_only(store)
+    with (
+        OncoLedger(store, project_inline=False) as writer,
+        OncoLedger(store, project_inline=False) as a,
+        OncoLedger(store, project_inline=False) as b,
+    ):
+        first, second = Projector(a.views, poll=0.02), Projector(b.views, poll=0.02)
+        try:
+            # given a projector that has taken the lead and applied what was recorded
+            total = _record(writer, range(5), 3)
+            assert first.step() == total and first.active
+            # when more is recorded, the other one stands by: it applies nothing
+            total += _record(writer, range(5, 10), 3)
+            assert second.step() == 0 and not second.active
+            assert writer.views.status()["lag"] == total - first.applied > 0
+            # then once the active one stops, the other takes over from the tracked position
+            first.stop()
+            assert not first.active
+            _wait(lambda: second.step() > 0)
+            assert second.active
+            assert first.applied + second.applied == total
+            assert writer.views.status()["lag"] == 0
+        finally:
+            first.stop()
+            second.stop()
+    _equals_clean_rebuild(store)
+
+
+def test_on_postgres_a_standby_takes_over_from_an_active_projector_killed_with_sigkill(
+    store: StoreConfig, projectors: Any
+) -> None:
+    _postgres_only(store)
+    with OncoLedger(store, project_inline=False) as system:
+        # given a projector process that is the active one, and one standing by in here
+        active = projectors("--poll", "0.02")
+        first = _record(system, range(20), 9)
+        _wait(lambda: system.views.position() == first)
+        standby = Projector(system.views, poll=0.02)
+        try:
+            total = first + _record(system, range(20, 60), 9)
+            assert standby.step() == 0 and not standby.active
+            # when the active one is killed (SIGKILL), possibly mid-batch
+            active.kill()
+            active.wait()
+            # then the standby takes the lead (its session ended, and the lock with it) and
+            # applies exactly what the killed one had not committed
+            committed = system.views.position()
+            _wait(lambda: standby.step() > 0 or system.views.status()["lag"] == 0)
+            while standby.step():
+                pass
+            assert standby.active
+            assert standby.applied == total - committed
+            assert system.views.status()["lag"] == 0
+        finally:
+            standby.stop()
+    _equals_clean_rebuild(store)
