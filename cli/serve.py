@@ -37,6 +37,7 @@ SQLITE_WORKERS_NOTE = (
 # at that moment: 32 clients connecting at once were seen split 26 / 6, one worker held by its
 # GIL while the other idled (`serve --workers 2` then no faster than one worker).
 REUSE_PORT_LOOP = "cli.serve:reuse_port_loop"
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def reuse_port_loop() -> asyncio.AbstractEventLoop:
@@ -122,8 +123,9 @@ def base_url(host: str, port: int) -> str:
     "`oncoledger projections run` workers.",
 )
 @click.option(
-    "--reuse-port",
-    is_flag=True,
+    "--reuse-port/--no-reuse-port",
+    default=True,
+    show_default=True,
     help="With --workers N on Linux: each worker listens on a SO_REUSEPORT socket of its own, "
     "and the kernel spreads new connections over them (on one shared socket, a burst of "
     "connections may all go to one worker).",
@@ -180,11 +182,12 @@ def serve(
     options: dict[str, Any] = {}
     if not access_log:
         options["access_log"] = False
-    if reuse_port and workers > 1:
-        if reuse_port_supported():
+    if workers > 1:
+        # A worker still importing on a busy machine is not hung: uvicorn's 5 s default
+        # killed and restarted such workers in a loop.
+        options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_SECONDS
+        if reuse_port and reuse_port_supported():
             options["loop"] = REUSE_PORT_LOOP
-        else:
-            click.echo("note: --reuse-port spreads connections on Linux only; ignored", err=True)
     uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, **options)
 
 

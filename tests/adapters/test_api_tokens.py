@@ -13,6 +13,7 @@ import pytest
 from helpers import Cli
 
 from cli import serve as serve_module
+from cli.serve import REUSE_PORT_LOOP, WORKER_HEALTHCHECK_SECONDS, reuse_port_supported
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from domain.ledger import tokens as tokens_module
 from domain.ledger.application import StoreConfig
@@ -192,6 +193,9 @@ def test_serve_makes_a_first_admin_token_and_passes_the_store_to_workers(
         "host": "127.0.0.1",
         "port": 8123,
         "workers": 3,
+        # Several workers: a socket of each worker's own (Linux), and time to start up.
+        **({"loop": REUSE_PORT_LOOP} if reuse_port_supported() else {}),
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
     }
     assert (seen.database_url, seen.schema) == (store.database_url, store.schema)
     if store.sqlite_path:

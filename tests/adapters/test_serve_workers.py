@@ -38,15 +38,18 @@ def test_serve_reuse_port_gives_the_workers_a_socket_each_and_no_access_log_drop
 ) -> None:
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append(kwargs))
-    run("serve", "--workers", "2", "--reuse-port", "--no-access-log")
-    run("serve", "--workers", "2")
+    run("serve", "--workers", "2", "--no-access-log")
+    run("serve", "--workers", "2", "--no-reuse-port")
     run("serve", "--reuse-port")
-    several, plain, one = calls
+    several, shared, one = calls
     assert several["access_log"] is False
-    assert "loop" not in plain and "access_log" not in plain
+    assert "loop" not in shared and "access_log" not in shared
     assert "loop" not in one  # one worker has its socket to itself
+    # Several workers are given time to import before uvicorn's supervisor calls one hung.
+    assert several["timeout_worker_healthcheck"] == shared["timeout_worker_healthcheck"] == 60
+    assert "timeout_worker_healthcheck" not in one
     if sys.platform == "linux":
-        assert several["loop"] == REUSE_PORT_LOOP
+        assert several["loop"] == REUSE_PORT_LOOP  # the default with several workers
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreads connections on Linux")
