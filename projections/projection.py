@@ -14,7 +14,9 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain.codec import decode_stored
 from domain.ledger.application import Ledger
@@ -44,6 +46,36 @@ _SURVIVAL_UPSERT = (
     + ", ".join(f"{c} = excluded.{c}" for c in survival_subjects.COLUMNS[1:])
 )
 _LAST_RECORDED = PATIENT_COLUMNS.index("last_recorded_at")
+
+
+class Note(NamedTuple):
+    """A stored event as a projection reads it (the fields of the library's Notification)."""
+
+    id: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def notifications(ledger: Ledger, start: int, limit: int, stop: int | None = None) -> Sequence[Any]:
+    """The stored events from notification id `start` on (up to `stop`, inclusive), at most
+    `limit`. On SQLite, read as plain tuples of the fields a projection reads (the library's
+    Notification objects cost more to make than the rest of reading them)."""
+    recorder = ledger.recorder
+    if (
+        isinstance(recorder, SQLiteApplicationRecorder)
+        and recorder.datastore.originator_id_type != "uuid"
+    ):
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state FROM "
+                f"{recorder.events_table_name} WHERE rowid >= ? AND rowid <= ? "
+                "ORDER BY rowid LIMIT ?",
+                (start, (1 << 62) if stop is None else stop, limit),
+            )
+            return [Note(*row) for row in c.fetchall()]
+    return recorder.select_notifications(start, limit, stop=stop)
 
 
 def write_rows(

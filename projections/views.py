@@ -17,9 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
-
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from typing import Any
 
 from domain.errors import NotFound
 from domain.ledger.application import Ledger, StoreConfig
@@ -34,7 +32,7 @@ from projections.cohort_index import (
     query_patients,
 )
 from projections.current import CurrentReads
-from projections.projection import Projection, write_rows
+from projections.projection import Projection, notifications, write_rows
 from projections.views_schema import (
     DROP,
     INDEXES,
@@ -216,22 +214,7 @@ class Views:
                 return applied
 
     def _notifications(self, start: int, limit: int) -> Sequence[Any]:
-        """The stored events from notification id `start` on, at most `limit`. On SQLite, read
-        as plain tuples of the fields a projection reads (the library's Notification objects
-        cost more to make than the rest of reading them)."""
-        recorder = self.ledger.recorder
-        if (
-            isinstance(recorder, SQLiteApplicationRecorder)
-            and recorder.datastore.originator_id_type != "uuid"
-        ):
-            with recorder.datastore.transaction(commit=False) as c:
-                c.execute(
-                    "SELECT rowid, originator_id, originator_version, topic, state FROM "
-                    f"{recorder.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?",
-                    (start, limit),
-                )
-                return [_Note(*row) for row in c.fetchall()]
-        return recorder.select_notifications(start, limit)
+        return notifications(self.ledger, start, limit)
 
     def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
         events, patients, survival = self.projection.rows(notifications)
@@ -273,14 +256,15 @@ class Views:
     def _catch_up_in_workers(
         self, count: int, batch: int, progress: Callable[[int, int], None] | None
     ) -> int:
-        """Apply up to the head with the rows computed by `count` worker processes. Stops (the
-        caller's catch-up goes on) when another projector moves the position meanwhile."""
-        from projections.rebuild_workers import Workers
+        """Apply up to the head with the rows computed by this process and `count` worker
+        processes. Stops (the caller's catch-up goes on) when another projector moves the
+        position meanwhile."""
+        from projections.rebuild_workers import Workers, own_part
 
         head = self.head()
         position = self.position()
         applied = 0
-        pending: deque[tuple[int, int, int]] = deque()  # (first id - 1, last id, events)
+        ranges: deque[tuple[int, int]] = deque()  # sent to the workers, not yet received
         start = position + 1
         lock = " FOR UPDATE" if self.db.is_postgres else ""
         with self._catching_up:
@@ -289,38 +273,47 @@ class Views:
 
                 def send() -> None:
                     nonlocal start
-                    if start > head:
-                        return
-                    notes = self._notifications(start, batch)
-                    if notes:
-                        workers.send(notes)
-                        pending.append((start - 1, notes[-1].id, len(notes)))
-                        start = notes[-1].id + 1
+                    if start <= head:
+                        stop = min(head, start + batch - 1)
+                        workers.send(start, stop)
+                        ranges.append((start, stop))
+                        start = stop + 1
 
                 send()
-                send()  # the next batch is computed while this one is written
-                while pending:
-                    events, patients, survival = workers.receive()
-                    after, last, size = pending.popleft()
+                send()  # the next range is computed while this one is written
+                while ranges:
+                    first, stop = ranges.popleft()
+                    notes = notifications(self.ledger, first, stop - first + 1, stop)
+                    last = notes[-1].id if notes else None
+                    own = self.projection.rows(own_part(notes, 0, workers.partitions))
+                    events, patients, survival = workers.receive(own, len(notes), last)
+                    send()
+                    if last is None:
+                        continue  # no notification in that range (ids skipped)
                     with self.db.transaction(write=True) as cur:
                         cur.execute(
                             "SELECT position FROM ol_tracking WHERE name = ?" + lock,
                             (TRACKING_NAME,),
                         )
                         found = cur.fetchone()
-                        if found is None or int(found[0]) != after:
+                        if found is None or int(found[0]) != position:
                             break  # another projector applied events meanwhile
                         write_rows(cur, events, patients, survival)
                         cur.execute(
                             "UPDATE ol_tracking SET position = ? WHERE name = ?",
                             (last, TRACKING_NAME),
                         )
-                    applied += size
+                    position = last
+                    applied += len(notes)
                     if progress:
                         progress(applied, last)
-                    send()
+            except BaseException:
+                self.projection.clear()
+                raise
             finally:
                 workers.close()
+        # States of rows computed and not written (another projector moved on) are dropped.
+        self.projection.clear()
         return applied
 
     def _finish_rebuild(self) -> None:
@@ -412,16 +405,6 @@ class Views:
             )
             row = cur.fetchone()
         return None if row is None else _patient_row(row)
-
-
-class _Note(NamedTuple):
-    """A stored event as a projection reads it (the fields of the library's Notification)."""
-
-    id: int
-    originator_id: str
-    originator_version: int
-    topic: str
-    state: bytes
 
 
 @contextmanager
