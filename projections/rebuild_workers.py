@@ -31,18 +31,32 @@ log = logging.getLogger(__name__)
 PARENT_CHECK = 1.0
 
 
-def partition(patient_id: str, count: int) -> int:
-    """The worker that computes this patient's rows (the same in every process)."""
-    return zlib.crc32(patient_id.encode()) % count
+# The parent's share of the patients against a worker's 1: it also writes every batch.
+PARENT_WEIGHT = 0.7
+_SLOTS = 1000
 
 
-def own_part(notes: Sequence[Any], index: int, count: int) -> list[Any]:
-    """The notifications of partition `index` of `count`."""
-    return [n for n in notes if partition(str(n.originator_id), count) == index]
+def bounds(count: int) -> list[int]:
+    """The slots (of `_SLOTS`, by patient id) of the parent (partition 0) and of each of
+    `count` workers: partition i holds the slots from bounds[i] up to bounds[i + 1]."""
+    share = _SLOTS * PARENT_WEIGHT / (count + PARENT_WEIGHT)
+    step = (_SLOTS - share) / count
+    return [0, *(round(share + i * step) for i in range(count)), _SLOTS]
+
+
+def own_part(notes: Sequence[Any], index: int, limits: Sequence[int]) -> list[Any]:
+    """The notifications of the patients of partition `index` (the same in every process)."""
+    low, high = limits[index], limits[index + 1]
+    return [n for n in notes if low <= zlib.crc32(str(n.originator_id).encode()) % _SLOTS < high]
 
 
 def _work(
-    config: StoreConfig, index: int, count: int, parent: int, inbox: Queue[Any], outbox: Queue[Any]
+    config: StoreConfig,
+    index: int,
+    limits: list[int],
+    parent: int,
+    inbox: Queue[Any],
+    outbox: Queue[Any],
 ) -> None:
     ledger = Ledger(config)
     projection = Projection(ledger)
@@ -59,7 +73,7 @@ def _work(
             start, stop = task
             try:
                 notes = notifications(ledger, start, stop - start + 1, stop)
-                mine = own_part(notes, index, count)
+                mine = own_part(notes, index, limits)
                 last = notes[-1].id if notes else None
                 outbox.put(("ok", projection.rows(mine), len(notes), last))
             except Exception as exc:  # told to the parent, which stops the rebuild
@@ -70,19 +84,19 @@ def _work(
 
 
 class Workers:
-    """`count` worker processes, each with the patients of one partition of `count + 1`: the
+    """`count` worker processes, each with the patients of one partition (`bounds`); the
     parent computes partition 0 itself (`own_part`), between writing batches."""
 
     def __init__(self, config: StoreConfig, count: int) -> None:
         context = mp.get_context("spawn")  # a fresh interpreter: no inherited connections
         self.count = count
-        self.partitions = count + 1
+        self.limits = bounds(count)
         self._inboxes: list[Queue[Any]] = [context.Queue() for _ in range(count)]
         self._outboxes: list[Queue[Any]] = [context.Queue() for _ in range(count)]
         self._processes = [
             context.Process(
                 target=_work,
-                args=(config, index, self.partitions, os.getpid(), inbox, outbox),
+                args=(config, index, self.limits, os.getpid(), inbox, outbox),
                 name="oncoledger-rebuild",
                 daemon=True,
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,21 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 REBUILD_BATCH = 5000
+# A rebuild's worker processes by default: one per core beyond this process's own, at most
+# MAX_WORKERS (the parent writes every batch: more would wait on it), from WORKERS_FROM events.
+MAX_WORKERS = 3
+WORKERS_FROM = 50_000
+
+
+def auto_workers(remaining: int) -> int:
+    """The worker processes a rebuild of `remaining` events starts by default."""
+    if remaining < WORKERS_FROM:
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cores = os.cpu_count() or 1
+    return max(0, min(cores - 1, MAX_WORKERS))
 
 
 class Views:
@@ -227,22 +243,25 @@ class Views:
         *,
         progress: Callable[[int, int], None] | None = None,
         batch: int = REBUILD_BATCH,
-        workers: int = 0,
+        workers: int | None = None,
     ) -> int:
         """Build every view again from the first event; a rebuild that was interrupted (even
         by kill -9) is resumed from its last committed batch, not started again.
 
         The tables are loaded without their secondary indexes, in large batches; the indexes
         and the planner's statistics are built once the head is reached. With `workers`, the
-        rows are computed in that many worker processes (`projections.rebuild_workers`): it
-        pays only with idle cores (measured on a 2-core machine shared with other work, it
-        did not), so the default is none."""
+        rows are computed by this process and that many worker processes
+        (`projections.rebuild_workers`); by default (None), one fewer than the cores this
+        process may use (at most `MAX_WORKERS`) when at least `WORKERS_FROM` events remain
+        (below that, starting them costs more than they save), else none."""
         with self.db.transaction() as cur:
             resuming = _rebuilding(cur)
         if not resuming:
             self.drop()
             self.create(indexes=False)
         self._rebuilding = True
+        if workers is None:
+            workers = auto_workers(self.head() - self.position())
         applied = 0
         with _fewer_collections():
             if workers > 0:
@@ -285,7 +304,7 @@ class Views:
                     first, stop = ranges.popleft()
                     notes = notifications(self.ledger, first, stop - first + 1, stop)
                     last = notes[-1].id if notes else None
-                    own = self.projection.rows(own_part(notes, 0, workers.partitions))
+                    own = self.projection.rows(own_part(notes, 0, workers.limits))
                     events, patients, survival = workers.receive(own, len(notes), last)
                     send()
                     if last is None:
