@@ -3,10 +3,16 @@ again, indexes built after the bulk load, older view layouts rebuilt rather than
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import random
 import subprocess
+from dataclasses import replace
 from typing import Any
 
+from bench import synth
+from domain.codec import decode_entry
 from domain.demo import demo_patients, record_demo
 from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
@@ -55,6 +61,48 @@ def test_rebuild_equals_catch_up_event_by_event(store: StoreConfig) -> None:
         system.views.rebuild(workers=2, batch=7)
         assert _dump(system.views) == one_by_one
         assert _wanted() <= _indexes(system)
+
+
+def _varied(system: OncoLedger, patients: int) -> None:
+    """Synthetic courses (amendments, retractions, deaths) recorded a few events at a time
+    round-robin, so each patient's events are spread over the store among the others', then
+    late entries (earlier dates, partial ones) for some of them, and one patient erased."""
+    rng = random.Random(11)
+    pending = [(pid, list(bodies)) for pid, bodies in synth.cohort(patients, 14, seed=5)]
+    while pending:
+        for pid, bodies in pending:
+            chunk = bodies[: rng.randint(1, 3)]
+            del bodies[: len(chunk)]
+            system.ledger.append(
+                pid, [decode_entry(b) for b in chunk], actor="a", source="import"
+            )
+        pending = [(pid, bodies) for pid, bodies in pending if bodies]
+    for i in range(0, patients, 3):
+        late: list[dict[str, Any]] = [
+            {"type": "ctc_count", "occurred": "2001-05", "count": i % 7},
+            {"type": "ctc_count", "occurred": f"2001-0{1 + i % 4}-1{i % 9}", "count": 3},
+        ]
+        system.append(synth.patient_id(i), late, actor="b", source="cli")
+    system.erase(synth.patient_id(1), actor="dpo", reason="request", channel="cli")
+
+
+def test_rebuild_equals_catch_up_on_interleaved_patients(store: StoreConfig) -> None:
+    keyed = replace(store, cipher_key=base64.b64encode(os.urandom(32)).decode())
+    with OncoLedger(keyed, project_inline=False) as system:
+        _varied(system, 18)
+        # when the views are caught up a few events per batch
+        while system.views.catch_up(batch=3):
+            pass
+        incremental = _dump(system.views)
+        assert len(incremental["ol_patients"]) == 17  # one erased
+        # then a rebuild in this process, and one beside worker processes (each patient's
+        # events in many batches), give the same rows
+        system.views.rebuild(workers=0)
+        assert _dump(system.views) == incremental
+        system.views.rebuild(workers=2, batch=13)
+        assert _dump(system.views) == incremental
+        system.views.rebuild(workers=1, batch=40)
+        assert _dump(system.views) == incremental
 
 
 def test_a_killed_rebuild_resumes_when_run_again(store: StoreConfig) -> None:
