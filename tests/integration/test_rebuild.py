@@ -8,8 +8,11 @@ import json
 import os
 import random
 import subprocess
+import time
 from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from bench import synth
 from domain.codec import decode_entry
@@ -73,9 +76,7 @@ def _varied(system: OncoLedger, patients: int) -> None:
         for pid, bodies in pending:
             chunk = bodies[: rng.randint(1, 3)]
             del bodies[: len(chunk)]
-            system.ledger.append(
-                pid, [decode_entry(b) for b in chunk], actor="a", source="import"
-            )
+            system.ledger.append(pid, [decode_entry(b) for b in chunk], actor="a", source="import")
         pending = [(pid, bodies) for pid, bodies in pending if bodies]
     for i in range(0, patients, 3):
         late: list[dict[str, Any]] = [
@@ -165,6 +166,99 @@ def test_a_killed_rebuild_resumes_when_run_again(store: StoreConfig) -> None:
         with system.views.db.transaction() as cur:
             cur.execute("SELECT 1 FROM ol_tracking WHERE name = ?", (REBUILD_NAME,))
             assert cur.fetchone() is None
+
+
+WORKERS_2 = ("--batch", "50", "--workers", "2")
+WORKERS_1 = ("--json", "--workers", "1")
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def _settled(system: OncoLedger) -> int:
+    """The views' position once it stays put: a COMMIT the killed process had sent may still
+    be finishing on the PostgreSQL server after the process is gone."""
+    seen = system.views.position()
+    while True:
+        time.sleep(0.5)
+        now = system.views.position()
+        if now == seen:
+            return now
+        seen = now
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find the workers")
+def test_a_killed_rebuild_with_workers_resumes_and_leaves_no_worker(store: StoreConfig) -> None:
+    # given views current over 3,000 events
+    with OncoLedger(store) as system:
+        total = _record(system, range(150), 19)
+        clean = _dump(system.views)
+    # when `projections rebuild --workers 2` is killed (SIGKILL) after committing part of it
+    with OncoLedger(store, project_inline=False) as watcher:
+        rebuild = subprocess.Popen(
+            [*CLI, "--db", store.sqlite_path or "unused.db", "projections", "rebuild", *WORKERS_2],
+            cwd=ROOT,
+            env=_env(store),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        workers: set[int] = set()
+
+        def partway() -> bool:
+            if rebuild.poll() is not None:
+                return True
+            workers.update(_children(rebuild.pid))
+            try:
+                return 0 < watcher.views.position() < total
+            except Exception:  # the tables are being dropped and made again
+                return False
+
+        try:
+            _wait(partway)
+            workers.update(_children(rebuild.pid))
+            rebuild.kill()
+        finally:
+            rebuild.wait()
+        committed = _settled(watcher)
+    assert 0 < committed < total
+    # then its workers stop by themselves (they see their parent gone)
+    assert workers
+    _wait(lambda: not any(_alive(pid) for pid in workers))
+    # and running it again applies exactly the rest, giving what a clean build gives
+    again = subprocess.run(
+        [*CLI, "--db", store.sqlite_path or "unused.db", "projections", "rebuild", *WORKERS_1],
+        cwd=ROOT,
+        env=_env(store),
+        capture_output=True,
+        timeout=BOUND,
+        check=True,
+    )
+    report: dict[str, Any] = json.loads(again.stdout)
+    assert report["applied"] == total - committed
+    assert report["position"] == total
+    with OncoLedger(store) as system:
+        assert _dump(system.views) == clean
+        assert _wanted() <= _indexes(system)
 
 
 def test_views_of_an_older_layout_are_rebuilt_not_a_crash(store: StoreConfig) -> None:
