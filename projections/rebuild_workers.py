@@ -32,7 +32,7 @@ PARENT_CHECK = 1.0
 
 
 # The parent's share of the patients against a worker's 1: it also writes every batch.
-PARENT_WEIGHT = 0.7
+PARENT_WEIGHT = 0.85
 _SLOTS = 1000
 
 
