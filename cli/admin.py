@@ -107,14 +107,14 @@ def projections() -> None:
 )
 @click.option(
     "--workers",
-    default=0,
-    show_default=True,
+    default=None,
     type=click.IntRange(min=0, max=64),
-    help="Worker processes computing the rows (pays only with idle cores; 0: in this one).",
+    help="Worker processes computing rows beside this one (0: none; default: one per spare "
+    "core, up to 3, for 50,000 events or more).",
 )
 @json_option
 @pass_session
-def projections_rebuild(session: Session, batch: int, workers: int, as_json: bool) -> None:
+def projections_rebuild(session: Session, batch: int, workers: int | None, as_json: bool) -> None:
     """Drop every view and rebuild it from the first event (progress bar on stderr).
 
     A rebuild that was interrupted (Ctrl-C, kill -9, a crash) is resumed from its last

@@ -14,7 +14,9 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain.codec import decode_stored
 from domain.ledger.application import Ledger
@@ -46,6 +48,36 @@ _SURVIVAL_UPSERT = (
 _LAST_RECORDED = PATIENT_COLUMNS.index("last_recorded_at")
 
 
+class Note(NamedTuple):
+    """A stored event as a projection reads it (the fields of the library's Notification)."""
+
+    id: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def notifications(ledger: Ledger, start: int, limit: int, stop: int | None = None) -> Sequence[Any]:
+    """The stored events from notification id `start` on (up to `stop`, inclusive), at most
+    `limit`. On SQLite, read as plain tuples of the fields a projection reads (the library's
+    Notification objects cost more to make than the rest of reading them)."""
+    recorder = ledger.recorder
+    if (
+        isinstance(recorder, SQLiteApplicationRecorder)
+        and recorder.datastore.originator_id_type != "uuid"
+    ):
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state FROM "
+                f"{recorder.events_table_name} WHERE rowid >= ? AND rowid <= ? "
+                "ORDER BY rowid LIMIT ?",
+                (start, (1 << 62) if stop is None else stop, limit),
+            )
+            return [Note(*row) for row in c.fetchall()]
+    return recorder.select_notifications(start, limit, stop=stop)
+
+
 def write_rows(
     cur: Cursor,
     events: Sequence[Sequence[Any]],
@@ -73,29 +105,46 @@ class Projection:
         survival rows of every patient it touched."""
         touched: dict[str, PatientState | None] = {}
         rows: list[Sequence[Any]] = []
-        erased: dict[str, bool] = {}  # asked once per patient per batch
-        # Each patient's opener of sealed states, its key and cipher looked up once per batch
-        # (None: no key, the mapper's own path says why).
-        openers: dict[str, Callable[[int, bytes], bytes] | None] = {}
+        # Each patient's erasure and opener of sealed states (its key and cipher), looked up
+        # once per batch (opener None: no key, the mapper's own path says why).
+        seen: dict[str, tuple[bool, Callable[[int, bytes], bytes] | None]] = {}
         keys = self.ledger.keys
         if keys is not None:  # the batch's keys in one query, not one per patient
             keys.preload(str(n.originator_id) for n in notifications)
         plaintext_of = self.ledger.plaintext
+        is_erased = self.ledger.is_erased
+        type_name = _type_name
+        # The patient of the previous event, whose lookups the next usually shares (a
+        # patient's events are mostly contiguous); any other patient goes through the dicts.
+        current: str | None = None
+        gone = False
+        opener: Callable[[int, bytes], bytes] | None = None
+        state: PatientState | None = None
+        unknown = False
         for n in notifications:
             patient_id = str(n.originator_id)
-            gone = erased.get(patient_id)
-            if gone is None:
-                gone = erased[patient_id] = self.ledger.is_erased(patient_id)
-                if keys is not None and not gone:
-                    openers[patient_id] = keys.opener(patient_id)
+            version = n.originator_version
+            if patient_id != current:
+                if current is not None and not unknown:
+                    touched[current] = state
+                known = seen.get(patient_id)
+                if known is None:
+                    gone = is_erased(patient_id)
+                    opener = keys.opener(patient_id) if keys is not None and not gone else None
+                    seen[patient_id] = (gone, opener)
+                else:
+                    gone, opener = known
+                # Its state, from its first event that can be read on (`unknown`: not yet).
+                unknown = patient_id not in touched
+                state = None if unknown else touched[patient_id]
+                current = patient_id
             if gone:
                 rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
                 continue
             try:
                 stored = n.state
-                opener = openers.get(patient_id)
                 if opener is not None and stored[:4] == MAGIC:
-                    plaintext = opener(n.originator_version, bytes(stored))
+                    plaintext = opener(version, bytes(stored))
                 else:
                     plaintext = plaintext_of(n)
                 entry = decode_stored(plaintext)
@@ -115,8 +164,8 @@ class Projection:
                 str(entry.event_id),
                 n.id,
                 patient_id,
-                n.originator_version,
-                entry.type,
+                version,
+                type_name(entry),
                 # `iso_utc` (fixed-width UTC text), inline for what is UTC already
                 recorded_at.isoformat(timespec="microseconds")[:-6] + "Z"
                 if recorded_at is not None and recorded_at.tzinfo is UTC
@@ -128,20 +177,20 @@ class Projection:
             )
             # A NUL in any text of the event shows in its JSON as an escape.
             rows.append(_column_safe(event) if b"\\u0000" in plaintext else event)
-            if patient_id in touched:
-                state = touched[patient_id]
-            else:
-                state = self._state(patient_id, n.originator_version)
-                touched[patient_id] = state
+            if unknown:
+                state = self._state(patient_id, version)
+                unknown = False
             if state is None:
                 continue
             try:
-                if state.items.version != n.originator_version - 1:
-                    raise ValueError(f"version {n.originator_version} after {state.version}")
+                if state.items.version != version - 1:
+                    raise ValueError(f"version {version} after {state.version}")
                 state.apply(entry)
             except Exception:
                 log.exception("read models of patient %s could not be computed", patient_id)
-                touched[patient_id] = None
+                state = None
+        if current is not None and not unknown:
+            touched[current] = state
         patients: list[list[Any]] = []
         survival: list[tuple[Any, ...]] = []
         for patient_id, state in touched.items():
@@ -177,6 +226,18 @@ class Projection:
         except Exception:
             log.exception("the stream of patient %s could not be read", patient_id)
             return None
+
+
+_TYPE_NAMES: dict[type, str] = {}
+
+
+def _type_name(entry: Any) -> str:
+    """The event's type (its tag), looked up by class rather than made again per event."""
+    cls = type(entry)
+    name = _TYPE_NAMES.get(cls)
+    if name is None:
+        name = _TYPE_NAMES[cls] = entry.type
+    return name
 
 
 def _instant_text(value: datetime | None) -> str | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from functools import lru_cache
 from typing import Literal, cast
 from uuid import UUID
 
@@ -89,6 +90,7 @@ def _assessment(
     grade = diagnosis.grade if diagnosis else "GX"
     location = diagnosis.tumor_location if diagnosis else "unknown"
     c, t, n, m = body.context, body.t, body.n, body.m
+    tnm, group, table, reason = _grouping(c, t, n, m, histology, grade, location)
     return Assessment(
         event_id=item.event_id,
         occurred=body.occurred,
@@ -96,13 +98,27 @@ def _assessment(
         t=t,
         n=n,
         m=m,
-        tnm=f"{c}{t}{n}{m}",
-        stage_group=stage_group(
+        tnm=tnm,
+        stage_group=group,
+        system=body.system,
+        table=table,
+        unknown_reason=reason,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _grouping(
+    c: str, t: str, n: str, m: str, histology: str | None, grade: str, location: str
+) -> tuple[str, str, str | None, str | None]:
+    """The TNM text, group, table and unknown reason of one assessment: pure functions of these
+    few codes, of which a cohort holds a small set, so each is computed once."""
+    return (
+        f"{c}{t}{n}{m}",
+        stage_group(
             context=c, histology=histology or "", t=t, n=n, m=m, grade=grade, location=location
         ),
-        system=body.system,
-        table=staging_table(c, histology) if histology else None,
-        unknown_reason=unknown_reason(
+        staging_table(c, histology) if histology else None,
+        unknown_reason(
             context=c, histology=histology, t=t, n=n, m=m, grade=grade, location=location
         ),
     )

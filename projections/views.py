@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
-
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from typing import Any
 
 from domain.errors import NotFound
 from domain.ledger.application import Ledger, StoreConfig
@@ -34,7 +33,7 @@ from projections.cohort_index import (
     query_patients,
 )
 from projections.current import CurrentReads
-from projections.projection import Projection, write_rows
+from projections.projection import Projection, notifications, write_rows
 from projections.views_schema import (
     DROP,
     INDEXES,
@@ -59,6 +58,28 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 REBUILD_BATCH = 5000
+# A rebuild's worker processes by default: one per core beyond this process's own, at most
+# MAX_WORKERS (the parent writes every batch: more would wait on it), from WORKERS_FROM events
+# (starting one costs ~0.4 s of CPU), with at least MIN_CORES usable cores. Measured on 2 cores
+# (100,000 events): the parent and its worker each take ~0.75x the CPU of a rebuild in one
+# process, ~1.45x in all (each reads every event, rows are pickled): it pays while a core is
+# idle, and loses when other work holds the cores.
+MAX_WORKERS = 3
+WORKERS_FROM = 50_000
+MIN_CORES = 2
+
+
+def auto_workers(remaining: int) -> int:
+    """The worker processes a rebuild of `remaining` events starts by default."""
+    if remaining < WORKERS_FROM:
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cores = os.cpu_count() or 1
+    if cores < MIN_CORES:
+        return 0
+    return max(0, min(cores - 1, MAX_WORKERS))
 
 
 class Views:
@@ -216,22 +237,7 @@ class Views:
                 return applied
 
     def _notifications(self, start: int, limit: int) -> Sequence[Any]:
-        """The stored events from notification id `start` on, at most `limit`. On SQLite, read
-        as plain tuples of the fields a projection reads (the library's Notification objects
-        cost more to make than the rest of reading them)."""
-        recorder = self.ledger.recorder
-        if (
-            isinstance(recorder, SQLiteApplicationRecorder)
-            and recorder.datastore.originator_id_type != "uuid"
-        ):
-            with recorder.datastore.transaction(commit=False) as c:
-                c.execute(
-                    "SELECT rowid, originator_id, originator_version, topic, state FROM "
-                    f"{recorder.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?",
-                    (start, limit),
-                )
-                return [_Note(*row) for row in c.fetchall()]
-        return recorder.select_notifications(start, limit)
+        return notifications(self.ledger, start, limit)
 
     def _apply(self, cur: Cursor, notifications: Sequence[Any]) -> None:
         events, patients, survival = self.projection.rows(notifications)
@@ -244,22 +250,25 @@ class Views:
         *,
         progress: Callable[[int, int], None] | None = None,
         batch: int = REBUILD_BATCH,
-        workers: int = 0,
+        workers: int | None = None,
     ) -> int:
         """Build every view again from the first event; a rebuild that was interrupted (even
         by kill -9) is resumed from its last committed batch, not started again.
 
         The tables are loaded without their secondary indexes, in large batches; the indexes
         and the planner's statistics are built once the head is reached. With `workers`, the
-        rows are computed in that many worker processes (`projections.rebuild_workers`): it
-        pays only with idle cores (measured on a 2-core machine shared with other work, it
-        did not), so the default is none."""
+        rows are computed by this process and that many worker processes
+        (`projections.rebuild_workers`); by default (None), one fewer than the cores this
+        process may use (at most `MAX_WORKERS`) when at least `WORKERS_FROM` events remain
+        (below that, starting them costs more than they save), else none."""
         with self.db.transaction() as cur:
             resuming = _rebuilding(cur)
         if not resuming:
             self.drop()
             self.create(indexes=False)
         self._rebuilding = True
+        if workers is None:
+            workers = auto_workers(self.head() - self.position())
         applied = 0
         with _fewer_collections():
             if workers > 0:
@@ -273,14 +282,15 @@ class Views:
     def _catch_up_in_workers(
         self, count: int, batch: int, progress: Callable[[int, int], None] | None
     ) -> int:
-        """Apply up to the head with the rows computed by `count` worker processes. Stops (the
-        caller's catch-up goes on) when another projector moves the position meanwhile."""
-        from projections.rebuild_workers import Workers
+        """Apply up to the head with the rows computed by this process and `count` worker
+        processes. Stops (the caller's catch-up goes on) when another projector moves the
+        position meanwhile."""
+        from projections.rebuild_workers import Workers, own_part
 
         head = self.head()
         position = self.position()
         applied = 0
-        pending: deque[tuple[int, int, int]] = deque()  # (first id - 1, last id, events)
+        ranges: deque[tuple[int, int]] = deque()  # sent to the workers, not yet received
         start = position + 1
         lock = " FOR UPDATE" if self.db.is_postgres else ""
         with self._catching_up:
@@ -289,38 +299,47 @@ class Views:
 
                 def send() -> None:
                     nonlocal start
-                    if start > head:
-                        return
-                    notes = self._notifications(start, batch)
-                    if notes:
-                        workers.send(notes)
-                        pending.append((start - 1, notes[-1].id, len(notes)))
-                        start = notes[-1].id + 1
+                    if start <= head:
+                        stop = min(head, start + batch - 1)
+                        workers.send(start, stop)
+                        ranges.append((start, stop))
+                        start = stop + 1
 
                 send()
-                send()  # the next batch is computed while this one is written
-                while pending:
-                    events, patients, survival = workers.receive()
-                    after, last, size = pending.popleft()
+                send()  # the next range is computed while this one is written
+                while ranges:
+                    first, stop = ranges.popleft()
+                    notes = notifications(self.ledger, first, stop - first + 1, stop)
+                    last = notes[-1].id if notes else None
+                    own = self.projection.rows(own_part(notes, 0, workers.limits))
+                    events, patients, survival = workers.receive(own, len(notes), last)
+                    send()
+                    if last is None:
+                        continue  # no notification in that range (ids skipped)
                     with self.db.transaction(write=True) as cur:
                         cur.execute(
                             "SELECT position FROM ol_tracking WHERE name = ?" + lock,
                             (TRACKING_NAME,),
                         )
                         found = cur.fetchone()
-                        if found is None or int(found[0]) != after:
+                        if found is None or int(found[0]) != position:
                             break  # another projector applied events meanwhile
                         write_rows(cur, events, patients, survival)
                         cur.execute(
                             "UPDATE ol_tracking SET position = ? WHERE name = ?",
                             (last, TRACKING_NAME),
                         )
-                    applied += size
+                    position = last
+                    applied += len(notes)
                     if progress:
                         progress(applied, last)
-                    send()
+            except BaseException:
+                self.projection.clear()
+                raise
             finally:
                 workers.close()
+        # States of rows computed and not written (another projector moved on) are dropped.
+        self.projection.clear()
         return applied
 
     def _finish_rebuild(self) -> None:
@@ -412,16 +431,6 @@ class Views:
             )
             row = cur.fetchone()
         return None if row is None else _patient_row(row)
-
-
-class _Note(NamedTuple):
-    """A stored event as a projection reads it (the fields of the library's Notification)."""
-
-    id: int
-    originator_id: str
-    originator_version: int
-    topic: str
-    state: bytes
 
 
 @contextmanager

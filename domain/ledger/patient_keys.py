@@ -66,6 +66,10 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9._-]+\Z")
 # Seconds a live key is used from memory before the key table is asked again (erasures made by
 # another process reach this one within that time).
 RECHECK = 1.0
+# Keys and ciphers kept in memory at most, the earliest made dropped first: a process that reads
+# every patient (a rebuild) keeps its memory flat whatever the number of patients.
+KEYS_KEPT = 65_536
+CIPHERS_KEPT = 4_096
 
 
 @dataclass(frozen=True)
@@ -156,12 +160,19 @@ class PatientKeys:
             if key is None and known is not None and known[0] is not None:
                 self._aeads.pop(known[0], None)
             self._cache[patient_id] = (key, time.monotonic())
+            if len(self._cache) > KEYS_KEPT:  # the earliest remembered go first
+                del self._cache[next(iter(self._cache))]
 
     def cipher(self, key: bytes) -> AESGCM:
-        """The cipher of a data key, made once (making one costs more than a decryption)."""
+        """The cipher of a data key, made once while kept (making one costs more than a
+        decryption; each holds a few KiB, so only the `CIPHERS_KEPT` latest are kept)."""
         aead = self._aeads.get(key)
         if aead is None:
-            aead = self._aeads[key] = AESGCM(key)
+            aead = AESGCM(key)
+            with self._lock:
+                self._aeads[key] = aead
+                if len(self._aeads) > CIPHERS_KEPT:
+                    del self._aeads[next(iter(self._aeads))]
         return aead
 
     def preload(self, patient_ids: Iterable[str], *, again: bool = False) -> None:

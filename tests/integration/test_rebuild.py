@@ -3,10 +3,19 @@ again, indexes built after the bulk load, older view layouts rebuilt rather than
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import random
 import subprocess
+import time
+from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from bench import synth
+from domain.codec import decode_entry
 from domain.demo import demo_patients, record_demo
 from domain.ledger.application import StoreConfig
 from projections.root import OncoLedger
@@ -55,6 +64,46 @@ def test_rebuild_equals_catch_up_event_by_event(store: StoreConfig) -> None:
         system.views.rebuild(workers=2, batch=7)
         assert _dump(system.views) == one_by_one
         assert _wanted() <= _indexes(system)
+
+
+def _varied(system: OncoLedger, patients: int) -> None:
+    """Synthetic courses (amendments, retractions, deaths) recorded a few events at a time
+    round-robin, so each patient's events are spread over the store among the others', then
+    late entries (earlier dates, partial ones) for some of them, and one patient erased."""
+    rng = random.Random(11)
+    pending = [(pid, list(bodies)) for pid, bodies in synth.cohort(patients, 14, seed=5)]
+    while pending:
+        for pid, bodies in pending:
+            chunk = bodies[: rng.randint(1, 3)]
+            del bodies[: len(chunk)]
+            system.ledger.append(pid, [decode_entry(b) for b in chunk], actor="a", source="import")
+        pending = [(pid, bodies) for pid, bodies in pending if bodies]
+    for i in range(0, patients, 3):
+        late: list[dict[str, Any]] = [
+            {"type": "ctc_count", "occurred": "2001-05", "count": i % 7},
+            {"type": "ctc_count", "occurred": f"2001-0{1 + i % 4}-1{i % 9}", "count": 3},
+        ]
+        system.append(synth.patient_id(i), late, actor="b", source="cli")
+    system.erase(synth.patient_id(1), actor="dpo", reason="request", channel="cli")
+
+
+def test_rebuild_equals_catch_up_on_interleaved_patients(store: StoreConfig) -> None:
+    keyed = replace(store, cipher_key=base64.b64encode(os.urandom(32)).decode())
+    with OncoLedger(keyed, project_inline=False) as system:
+        _varied(system, 18)
+        # when the views are caught up a few events per batch
+        while system.views.catch_up(batch=3):
+            pass
+        incremental = _dump(system.views)
+        assert len(incremental["ol_patients"]) == 17  # one erased
+        # then a rebuild in this process, and one beside worker processes (each patient's
+        # events in many batches), give the same rows
+        system.views.rebuild(workers=0)
+        assert _dump(system.views) == incremental
+        system.views.rebuild(workers=2, batch=13)
+        assert _dump(system.views) == incremental
+        system.views.rebuild(workers=1, batch=40)
+        assert _dump(system.views) == incremental
 
 
 def test_a_killed_rebuild_resumes_when_run_again(store: StoreConfig) -> None:
@@ -117,6 +166,99 @@ def test_a_killed_rebuild_resumes_when_run_again(store: StoreConfig) -> None:
         with system.views.db.transaction() as cur:
             cur.execute("SELECT 1 FROM ol_tracking WHERE name = ?", (REBUILD_NAME,))
             assert cur.fetchone() is None
+
+
+WORKERS_2 = ("--batch", "50", "--workers", "2")
+WORKERS_1 = ("--json", "--workers", "1")
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def _settled(system: OncoLedger) -> int:
+    """The views' position once it stays put: a COMMIT the killed process had sent may still
+    be finishing on the PostgreSQL server after the process is gone."""
+    seen = system.views.position()
+    while True:
+        time.sleep(0.5)
+        now = system.views.position()
+        if now == seen:
+            return now
+        seen = now
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find the workers")
+def test_a_killed_rebuild_with_workers_resumes_and_leaves_no_worker(store: StoreConfig) -> None:
+    # given views current over 3,000 events
+    with OncoLedger(store) as system:
+        total = _record(system, range(150), 19)
+        clean = _dump(system.views)
+    # when `projections rebuild --workers 2` is killed (SIGKILL) after committing part of it
+    with OncoLedger(store, project_inline=False) as watcher:
+        rebuild = subprocess.Popen(
+            [*CLI, "--db", store.sqlite_path or "unused.db", "projections", "rebuild", *WORKERS_2],
+            cwd=ROOT,
+            env=_env(store),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        workers: set[int] = set()
+
+        def partway() -> bool:
+            if rebuild.poll() is not None:
+                return True
+            workers.update(_children(rebuild.pid))
+            try:
+                return 0 < watcher.views.position() < total
+            except Exception:  # the tables are being dropped and made again
+                return False
+
+        try:
+            _wait(partway)
+            workers.update(_children(rebuild.pid))
+            rebuild.kill()
+        finally:
+            rebuild.wait()
+        committed = _settled(watcher)
+    assert 0 < committed < total
+    # then its workers stop by themselves (they see their parent gone)
+    assert workers
+    _wait(lambda: not any(_alive(pid) for pid in workers))
+    # and running it again applies exactly the rest, giving what a clean build gives
+    again = subprocess.run(
+        [*CLI, "--db", store.sqlite_path or "unused.db", "projections", "rebuild", *WORKERS_1],
+        cwd=ROOT,
+        env=_env(store),
+        capture_output=True,
+        timeout=BOUND,
+        check=True,
+    )
+    report: dict[str, Any] = json.loads(again.stdout)
+    assert report["applied"] == total - committed
+    assert report["position"] == total
+    with OncoLedger(store) as system:
+        assert _dump(system.views) == clean
+        assert _wanted() <= _indexes(system)
 
 
 def test_views_of_an_older_layout_are_rebuilt_not_a_crash(store: StoreConfig) -> None:
