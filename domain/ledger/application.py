@@ -51,6 +51,7 @@ from domain.ledger.db import open_db
 from domain.ledger.event_index import EVENT_IDS
 from domain.ledger.group_commit import GroupCommit
 from domain.ledger.key_rounds import KeyRounds
+from domain.ledger.loop_side import LoopSide
 from domain.ledger.mapper import LedgerMapper
 from domain.ledger.patient_keys import Erasure, PatientKeys, is_sealed
 from domain.ledger.snapshots import Snapshots
@@ -82,6 +83,8 @@ class Ledger(Application[str]):
         self._streams = Streams()
         # The keys an event loop has read again (`append_async`), made on first use.
         self._key_rounds: KeyRounds | None = None
+        # The loop's own queue per patient, and the threads for the rests of its appends.
+        self._loop_side = LoopSide(self._streams.stripe)
         # Concurrent appends of this process share one transaction (domain/ledger/group_commit).
         self.group_commit = GroupCommit(self._insert, self._is_storage_fault)
         for attempt in range(5):
@@ -163,6 +166,7 @@ class Ledger(Application[str]):
 
     def close(self) -> None:
         self.group_commit.close()
+        self._loop_side.close()
         if self._key_rounds is not None:
             self._key_rounds.close()
         super().close()
@@ -353,28 +357,38 @@ class Ledger(Application[str]):
         The CPU work (the rules, the record, the encryption) runs on the loop and the commit in
         the group committer's thread, with no thread of this append's own waiting. Whatever
         must read the store (a patient not cached, a refusal to be judged on the stream as
-        stored, a failed commit) continues in a worker thread, as `append` would. The patient's
-        lock is the same one `append` takes: taken without waiting, or else the whole command
-        runs in a worker thread, which waits for it there."""
+        stored, a failed commit) continues in a thread of its own (domain/ledger/loop_side.py),
+        as `append` would. Appends on the loop to one patient queue on the loop, one after
+        another; the patient's lock is the same one `append` takes: taken without waiting, or
+        else (a thread holds it) the whole command runs in a worker thread, which waits for it
+        there."""
         command = self._command(patient_id, entries, actor, source, expected_version)
-        lock = self._streams.lock(patient_id)
-        loop = asyncio.get_running_loop()
-        if not (await self._key_usable(patient_id) and lock.acquire(blocking=False)):
-            return await loop.run_in_executor(
-                None,
-                functools.partial(
-                    self.append,
-                    patient_id,
-                    entries,
-                    actor=actor,
-                    source=source,
-                    expected_version=expected_version,
-                ),
-            )
-        # The command runs to its end whatever happens to the caller (a cancelled request):
-        # the lock is released, and the patient put back or dropped, only once it has.
-        task = loop.create_task(self._run_command_async(command, lock))
-        return await asyncio.shield(task)
+        queue = self._loop_side.lock(patient_id)
+        await queue.acquire()
+        handed = False
+        try:
+            lock = self._streams.lock(patient_id)
+            loop = asyncio.get_running_loop()
+            if not (await self._key_usable(patient_id) and lock.acquire(blocking=False)):
+                return await loop.run_in_executor(
+                    None,
+                    functools.partial(
+                        self.append,
+                        patient_id,
+                        entries,
+                        actor=actor,
+                        source=source,
+                        expected_version=expected_version,
+                    ),
+                )
+            # The command runs to its end whatever happens to the caller (a cancelled request):
+            # the locks are released, and the patient put back or dropped, only once it has.
+            task = loop.create_task(self._run_command_async(command, lock, queue))
+            handed = True
+            return await asyncio.shield(task)
+        finally:
+            if not handed:
+                queue.release()
 
     async def _key_usable(self, patient_id: str) -> bool:
         """Is this patient's key known live, so that the append may run on the loop? Read
@@ -408,16 +422,18 @@ class Ledger(Application[str]):
             result: list[Receipt] = stop.value
             return result
 
-    async def _run_command_async(self, command: _Command, lock: threading.Lock) -> list[Receipt]:
+    async def _run_command_async(
+        self, command: _Command, lock: threading.Lock, queue: asyncio.Lock
+    ) -> list[Receipt]:
         """Run a command on the event loop while it needs no I/O but its commit (awaited from
-        the group committer), the rest of it in a worker thread; `lock` is held, and released
-        at the end."""
-        loop = asyncio.get_running_loop()
+        the group committer), the rest of it in a continuation thread; `lock` and `queue` are
+        held, and released at the end."""
         try:
             step = next(command)
             while True:
                 if step is None:
-                    return await loop.run_in_executor(None, self._run_command, command)
+                    rest = functools.partial(self._run_command, command)
+                    return await self._loop_side.continue_in(rest)
                 try:
                     await self._save_async(step)
                 except Exception as exc:
@@ -429,6 +445,7 @@ class Ledger(Application[str]):
             return result
         finally:
             lock.release()
+            queue.release()
 
     async def _save_async(self, patient: Patient) -> None:
         """`save(patient)` with the commit awaited from the group committer."""

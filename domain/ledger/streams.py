@@ -30,8 +30,12 @@ class Streams:
         self._patients: OrderedDict[str, Patient] = OrderedDict()
         self._maxsize = maxsize
 
+    def stripe(self, patient_id: str) -> int:
+        """Which of the locks is `patient_id`'s (patients of one stripe share it)."""
+        return hash(patient_id) % self.STRIPES
+
     def lock(self, patient_id: str) -> threading.Lock:
-        stripe = hash(patient_id) % self.STRIPES
+        stripe = self.stripe(patient_id)
         lock = self._locks[stripe]
         if lock is None:
             with self._guard:

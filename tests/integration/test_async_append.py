@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -259,3 +261,81 @@ def test_an_erasure_by_another_process_refuses_an_async_append_once_the_key_is_d
     with pytest.raises(Gone):
         asyncio.run(append_async(ledger, patient_id, draw(2)))
     assert ledger.version(patient_id) == 2
+
+
+# Run in a child process: a deadlock there is killed at the timeout and fails the test, where
+# in this process its parked threads would hang the run.
+BURST = """
+import asyncio, sys
+from concurrent.futures import ThreadPoolExecutor
+from domain.codec import decode_entry
+from domain.errors import RuleViolation
+from domain.ledger.application import Ledger, StoreConfig
+
+patient_id, first = sys.argv[1], sys.argv[2]
+ledger = Ledger(StoreConfig.from_env())
+ledger.register(
+    patient_id,
+    decode_entry({"type": "patient_registered", "occurred": "2016-05-01", "sex": "male"}),
+    actor="burst",
+    source="api",
+)
+if first == "not-cached":
+    ledger._streams.take(patient_id)  # the rest of the first append reads the store
+
+def draw(n, occurred="2016-08-30"):
+    return decode_entry({"type": "ctc_count", "occurred": occurred, "count": n})
+
+async def main():
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(4))  # smaller than the burst
+    # A refusal on a cached patient is judged again on the stream as stored, in a thread.
+    head = draw(0, "2999-01-01") if first == "refused" else draw(0)
+    on_loop = [
+        asyncio.ensure_future(ledger.append_async(p, [e], actor="burst", source="api"))
+        for p, e in [(patient_id, head)] + [(patient_id, draw(n)) for n in range(1, 40)]
+    ]
+    await asyncio.sleep(0)  # the first holds the patient's lock; the others wait for it
+    in_pool = [loop.run_in_executor(None, lambda n=n: ledger.append(
+        patient_id, [draw(100 + n)], actor="burst", source="api")) for n in range(8)]
+    return await asyncio.gather(*on_loop, *in_pool, return_exceptions=True)
+
+outcomes = asyncio.run(main())
+refused = [o for o in outcomes if isinstance(o, BaseException)]
+assert all(isinstance(o, RuleViolation) for o in refused), refused
+versions = [e.version for e in ledger.history(patient_id)]
+assert versions == list(range(1, len(outcomes) - len(refused) + 2)), versions
+assert ledger.verify(patient_id).ok
+print("stored", len(versions) - 1, "refused", len(refused))
+"""
+
+
+@pytest.mark.parametrize("first", ["not-cached", "refused"])
+def test_a_burst_to_one_patient_parks_no_thread_its_holder_needs(
+    ledger: Ledger, first: str
+) -> None:
+    """40 appends on the loop and 8 from the handlers' pool to one patient, the pool smaller
+    than the burst: every one is answered and the stream stays whole. (The rest of the lock
+    holder's append once queued behind pool threads parked on that very lock: 17 such appends
+    stopped the whole API.)"""
+    config = ledger.config
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONCOLEDGER_")} | {
+        "ONCOLEDGER_DB": config.sqlite_path or "",
+        "ONCOLEDGER_DATABASE_URL": config.database_url or "",
+        "ONCOLEDGER_DATABASE_SCHEMA": config.schema or "",
+        "ONCOLEDGER_CIPHER_KEY": config.cipher_key or "",
+    }
+    patient_id = f"BURST-{uuid4().hex[:8]}"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", BURST, patient_id, first],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("appends to one patient still waited after 180 s: a deadlock")
+    assert done.returncode == 0, done.stderr[-3000:]
+    refused = "1" if first == "refused" else "0"
+    assert done.stdout.split() == ["stored", str(48 - int(refused)), "refused", refused]
