@@ -52,6 +52,21 @@ class Correction:
     recorded_by: str | None
     reason: str
 
+    @classmethod
+    def of(
+        cls, fix: ev.EventAmended | ev.EventRetracted, kind: Literal["amended", "retracted"]
+    ) -> Correction:
+        """What a stored correction event says of its target."""
+        assert fix.event_id is not None and fix.version is not None
+        return cls(
+            event_id=fix.event_id,
+            kind=kind,
+            version=fix.version,
+            recorded_at=fix.recorded_at,
+            recorded_by=fix.recorded_by,
+            reason=fix.reason,
+        )
+
 
 @dataclass(slots=True)
 class Item:
@@ -249,16 +264,7 @@ class InForce:
             else:
                 kind = "retracted"
             item.status = kind
-            item.corrections.append(
-                Correction(
-                    event_id=entry.event_id,
-                    kind=kind,
-                    version=entry.version,
-                    recorded_at=entry.recorded_at,
-                    recorded_by=entry.recorded_by,
-                    reason=entry.reason,
-                )
-            )
+            item.corrections.append(Correction.of(entry, kind))
             self._track(item)
             return "corrected", item
         previous = self._by_id.get(entry.event_id)
@@ -315,16 +321,7 @@ def _correct(item: Item, fixes: list[ev.AnyEvent]) -> None:
         if fix.target_event_id != item.event_id or fix.event_id is None or fix.version is None:
             raise ValueError(f"version {fix.version} corrects another event")
         item.status = kind
-        item.corrections.append(
-            Correction(
-                event_id=fix.event_id,
-                kind=kind,
-                version=fix.version,
-                recorded_at=fix.recorded_at,
-                recorded_by=fix.recorded_by,
-                reason=fix.reason,
-            )
-        )
+        item.corrections.append(Correction.of(fix, kind))
 
 
 class _Bodies(Mapping[UUID, ev.ClinicalEvent]):
