@@ -101,13 +101,16 @@ class AppendPath:
             expected_version=expected_version(request.headers.get("if-match")),
         )
         body = _encoder.encode(Receipt.of(receipt))
-        replay = b"false" if receipt.created else b"true"
+        replay = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in replay_header([receipt]).items()
+        ]
         await send(
             {
                 "type": "http.response.start",
                 "status": 201,
                 "headers": [
-                    (b"idempotent-replay", replay),
+                    *replay,
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode("latin-1")),
                 ],

@@ -195,7 +195,7 @@ class Ledger(Application[str]):
         """Every save hands the recorder the ids it stores, for the ledger-wide index, and
         commits with the other appends waiting at that moment (group commit)."""
         events = processing_event.events
-        pairs = [(str(cast(Recorded, e).entry.event_id), str(e.originator_id)) for e in events]
+        pairs = _event_ids(events)
         if processing_event.tracking is not None or not events:
             processing_event.saved_kwargs[EVENT_IDS] = pairs
             return super()._record(processing_event)
@@ -450,9 +450,8 @@ class Ledger(Application[str]):
     async def _save_async(self, patient: Patient) -> None:
         """`save(patient)` with the commit awaited from the group committer."""
         events = patient.collect_events()
-        pairs = [(str(e.entry.event_id), e.originator_id) for e in events]
         stored = [self.mapper.to_stored_event(e) for e in events]
-        await self.group_commit.submit(stored, {EVENT_IDS: pairs})
+        await self.group_commit.submit(stored, {EVENT_IDS: _event_ids(events)})
         self._notify([])
 
     def _command(
@@ -579,6 +578,11 @@ class Ledger(Application[str]):
 # An append as run under its patient's lock (`Ledger._command`): it yields a patient to save, or
 # None before it reads the store; it returns the receipts.
 _Command = Generator[Patient | None, None, list[Receipt]]
+
+
+def _event_ids(events: Sequence[Any]) -> list[tuple[str, str]]:
+    """What a save hands the recorder for the ledger-wide index: each event's id and stream."""
+    return [(str(cast(Recorded, e).entry.event_id), str(e.originator_id)) for e in events]
 
 
 class _StoredId(msgspec.Struct):
