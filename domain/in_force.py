@@ -25,7 +25,7 @@ a look-up per item, not the fold again.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal, TypeVar
@@ -35,6 +35,7 @@ import msgspec
 
 from domain import events as ev
 from domain.dates import PartialDate, parse
+from domain.stream_entries import Entries
 
 Status = Literal["active", "amended", "retracted"]
 # What one entry did to the items: a new last item, a new item placed earlier (a late entry),
@@ -196,33 +197,44 @@ class InForce:
     @classmethod
     def restored(
         cls,
-        entries: Sequence[ev.AnyEvent],
+        entries: Entries,
         state: State,
         track: tuple[type[ev.ClinicalEvent], ...] = (),
     ) -> InForce:
         """The `InForce` whose `state()` was `state`, over the stream `entries` (versions
         1..n, in order) it was built of: the same items, order and tracked bodies as applying
-        the entries gives, without placing or sorting anything again. A state that does not
-        fit the entries raises (ValueError, LookupError)."""
+        the entries gives, without placing or sorting anything again. An item nothing
+        corrected reads its body from `entries` when it is first needed (`_Unread`); the
+        corrected and the tracked ones are read now. A state that does not fit the entries
+        raises (ValueError, LookupError)."""
         restored = cls(track)
         by_id: dict[UUID, Item] = restored._by_id
-        by_version: dict[int, Item] = {}
+        by_version: list[Item | None] = [None] * (len(entries) + 1)
+        ids, fixed = entries.ids, {version for version, *_ in state.corrected}
         for version in state.items:
-            original: ev.ClinicalEvent = entries[version - 1]  # type: ignore[assignment]
-            event_id = original.event_id
-            if original.is_correction or event_id is None:
-                raise ValueError(f"version {version} is not a clinical event")
-            by_id[event_id] = by_version[version] = Item(
-                event_id, version, original, original, "active", []
-            )
+            if not 0 < version <= len(ids):
+                raise LookupError(f"version {version} is not in the stream")
+            event_id = ids[version - 1]
+            if version in fixed:
+                original: ev.ClinicalEvent = entries[version - 1]  # type: ignore[assignment]
+                if original.is_correction:
+                    raise ValueError(f"version {version} is not a clinical event")
+                item = Item(event_id, version, original, original, "active", [])
+            else:
+                item = _Unread.__new__(_Unread)
+                item.event_id, item.version, item.status, item.corrections = (
+                    event_id, version, "active", []
+                )  # fmt: skip
+                item.entries = entries
+            by_id[event_id] = by_version[version] = item
         for version, *fixes in state.corrected:
-            _correct(by_version[version], [entries[v - 1] for v in fixes])
-        restored._order = [by_version[version] for version in state.order]
+            _correct(_at(by_version, version), [entries[v - 1] for v in fixes])
+        restored._order = [_at(by_version, version) for version in state.order]
         restored._keys = list(zip(map(date.fromordinal, state.days), state.order, strict=True))
         for tag, versions in state.tracked.items():
             index = restored._tracked[ev.EVENT_TYPES[tag]]
             for version in versions:
-                item = by_version[version]
+                item = _at(by_version, version)
                 index[item.event_id] = item.body
         if len(by_id) != len(state.items) or len(restored._tracked) != len(state.tracked):
             raise ValueError("the state does not fit these entries")
@@ -306,6 +318,31 @@ class InForce:
         assert self._order[index] is item
         del self._keys[index]
         del self._order[index]
+
+
+class _Unread(Item):
+    """A restored item nothing corrected: its body, the entry first recorded, is read from the
+    stream's entries the first time it is needed (and kept)."""
+
+    __slots__ = ("entries",)
+    entries: Entries
+
+    def __getattr__(self, name: str) -> ev.ClinicalEvent:
+        # Called only for a slot not set yet: `original` and `body` until first read.
+        if name not in ("original", "body"):
+            raise AttributeError(name)
+        entry: ev.ClinicalEvent = self.entries[self.version - 1]  # type: ignore[assignment]
+        if entry.is_correction:
+            raise ValueError(f"version {self.version} is not a clinical event")
+        setattr(self, name, entry)
+        return entry
+
+
+def _at(by_version: list[Item | None], version: int) -> Item:
+    item = by_version[version] if 0 < version < len(by_version) else None
+    if item is None:
+        raise LookupError(f"version {version} is not an item")
+    return item
 
 
 def _correct(item: Item, fixes: list[ev.AnyEvent]) -> None:
