@@ -28,7 +28,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -209,11 +209,12 @@ class InForce:
         raises (ValueError, LookupError)."""
         restored = cls(track)
         by_id: dict[UUID, Item] = restored._by_id
-        by_version: list[Item | None] = [None] * (len(entries) + 1)
+        by_version: dict[int, Item] = {}
         ids, fixed = entries.ids, {version for version, *_ in state.corrected}
+        if state.items and not (min(state.items) > 0 and max(state.items) <= len(ids)):
+            raise LookupError("the state names versions that are not in the stream")
+        unread = _Unread.__new__
         for version in state.items:
-            if not 0 < version <= len(ids):
-                raise LookupError(f"version {version} is not in the stream")
             event_id = ids[version - 1]
             if version in fixed:
                 original: ev.ClinicalEvent = entries[version - 1]  # type: ignore[assignment]
@@ -221,20 +222,17 @@ class InForce:
                     raise ValueError(f"version {version} is not a clinical event")
                 item = Item(event_id, version, original, original, "active", [])
             else:
-                item = _Unread.__new__(_Unread)
-                item.event_id, item.version, item.status, item.corrections = (
-                    event_id, version, "active", []
-                )  # fmt: skip
-                item.entries = entries
+                item = unread(_Unread)
+                item.event_id, item.version, item.entries = event_id, version, entries
             by_id[event_id] = by_version[version] = item
         for version, *fixes in state.corrected:
-            _correct(_at(by_version, version), [entries[v - 1] for v in fixes])
-        restored._order = [_at(by_version, version) for version in state.order]
+            _correct(by_version[version], [entries[v - 1] for v in fixes])
+        restored._order = [by_version[version] for version in state.order]
         restored._keys = list(zip(map(date.fromordinal, state.days), state.order, strict=True))
         for tag, versions in state.tracked.items():
             index = restored._tracked[ev.EVENT_TYPES[tag]]
             for version in versions:
-                item = _at(by_version, version)
+                item = by_version[version]
                 index[item.event_id] = item.body
         if len(by_id) != len(state.items) or len(restored._tracked) != len(state.tracked):
             raise ValueError("the state does not fit these entries")
@@ -321,28 +319,28 @@ class InForce:
 
 
 class _Unread(Item):
-    """A restored item nothing corrected: its body, the entry first recorded, is read from the
-    stream's entries the first time it is needed (and kept)."""
+    """A restored item nothing corrected: active, no corrections, its body the entry first
+    recorded, read from the stream's entries the first time it is needed (then kept). Only
+    its id and version are set when it is made: a cold load makes a thousand of these."""
 
     __slots__ = ("entries",)
     entries: Entries
 
-    def __getattr__(self, name: str) -> ev.ClinicalEvent:
-        # Called only for a slot not set yet: `original` and `body` until first read.
-        if name not in ("original", "body"):
+    def __getattr__(self, name: str) -> Any:
+        # Called only for a slot not set yet (set from then on, by this or by a change).
+        value: Any
+        if name == "status":
+            value = "active"
+        elif name == "corrections":
+            value = []
+        elif name in ("original", "body"):
+            value = self.entries[self.version - 1]
+            if value.is_correction:
+                raise ValueError(f"version {self.version} is not a clinical event")
+        else:
             raise AttributeError(name)
-        entry: ev.ClinicalEvent = self.entries[self.version - 1]  # type: ignore[assignment]
-        if entry.is_correction:
-            raise ValueError(f"version {self.version} is not a clinical event")
-        setattr(self, name, entry)
-        return entry
-
-
-def _at(by_version: list[Item | None], version: int) -> Item:
-    item = by_version[version] if 0 < version < len(by_version) else None
-    if item is None:
-        raise LookupError(f"version {version} is not an item")
-    return item
+        setattr(self, name, value)
+        return value
 
 
 def _correct(item: Item, fixes: list[ev.AnyEvent]) -> None:
