@@ -184,7 +184,11 @@ def test_a_restored_patient_is_the_fold_of_its_entries_and_goes_on_alike(
             resent = fold.entries[-1]  # a retry of what is stored answers as the first time
             assert _outcome(restored, resent) == _outcome(fold, resent)
             assert _outcome(unread, resent) == _outcome(fold, resent)
+        # and a snapshot of the one never read whole (its unread entries written as the bytes
+        # they were read from) restores to the same patient again
         assert _view(unread) == _view(fold)
+        again = Patient.restored(live.id, *_through_snapshot(unread))
+        assert _view(again) == _view(_fold(live.id, _through_snapshot(fold)[0]))
 
 
 def test_a_restored_patient_keeps_the_rules_of_a_varied_history() -> None:
