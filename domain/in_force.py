@@ -19,7 +19,8 @@ arrive so a rule that needs only the deaths does not walk the stream).
 the first change to it (a loaded patient is copied for every caller: a copy costs the
 containers, not the items). `state()` / `restored()` give the items in a few lists of stream
 versions, for a snapshot to keep beside the entries (`domain.ledger.snapshots`): restoring is
-a look-up per item, not the fold again.
+a look-up per item, not the fold again, and an item nothing corrected reads its body from the
+entries only when something first needs it (most never do before the patient leaves memory).
 """
 
 from __future__ import annotations

@@ -1,24 +1,29 @@
 """Per-patient snapshots: a long stream's aggregate, so that a cold load reads one row.
 
-A snapshot holds the first `version` entries of a patient's stream (each as stored) and the
-state its clinical events in force had then (`domain.in_force.State`: each item's version and
-its corrections', the clinical order, the tracked types), one MessagePack array sealed under
-the patient's own data key (AES-GCM, `domain.ledger.patient_keys`) with the format, the
-patient id, the version and the chain head it claims bound to it as associated data. What a
-load restores from it is the aggregate as the events would give it (`Patient.restored`: the
-same entries, idempotency keys, items, order and tracked bodies as `Patient.apply` over them
-gives, tested against that fold), without applying the entries again.
+A snapshot holds the first `version` entries of a patient's stream (each as stored), their
+event ids, and the state its clinical events in force had then (`domain.in_force.State`: each
+item's version and its corrections', the clinical order, the tracked types), one MessagePack
+array sealed under the patient's own data key (AES-GCM, `domain.ledger.patient_keys`) with the
+format, the patient id, the version and the chain head it claims bound to it as associated
+data. What a load restores from it is the aggregate as the events would give it
+(`Patient.restored`: the same entries, idempotency keys, items, order and tracked bodies as
+`Patient.apply` over them gives, tested against that fold), without applying the entries
+again and without decoding them: each entry stays the snapshot's bytes until it is read
+(`domain.stream_entries`; a cold load of 1,000 events decodes the hundred or so its rules
+need: corrections, their targets, deaths and diagnoses, the last entry).
 
 A snapshot is trusted only when it opens under the patient's key (so it was written by this
-ledger and not altered since), its entries form one chain (versions 1..n, each `prev_hash` the
-hash before it), and its head is the hash of the event the store holds at that version (the
-caller checks that against the stored event, read anyway with the events after it). Anything
-else, a missing key, another format, a failed check, is a full load from the events: snapshots
-are derived, never a source of truth (`verify` and the export prove the chain from the events
-alone). Erasure destroys the patient's key, which makes its snapshot unreadable; the row is
-deleted as well. Stores without a master key keep no snapshots (nothing would authenticate
-them). A snapshot of another format (v1 held only the entries) does not open under this one's
-associated data: it is never misread, and the patient's next append writes it again.
+ledger, from a stream it held as one chain, and not altered since), it holds `version`
+entries, its last entry is that version with the hash it claims as head, and that head is the
+hash of the event the store holds at that version (the caller checks that against the stored
+event, read anyway with the events after it). Each entry is checked to be its version and
+event id when it is decoded. Anything else, a missing key, another format, a failed check, is
+a full load from the events: snapshots are derived, never a source of truth (`verify` and the
+export prove the chain from the events alone). Erasure destroys the patient's key, which makes
+its snapshot unreadable; the row is deleted as well. Stores without a master key keep no
+snapshots (nothing would authenticate them). A snapshot of another format (v1 held only the
+entries, v2 no event ids apart) does not open under this one's associated data: it is never
+misread, and the patient's next append writes it again.
 """
 
 from __future__ import annotations
