@@ -19,22 +19,24 @@ arrive so a rule that needs only the deaths does not walk the stream).
 the first change to it (a loaded patient is copied for every caller: a copy costs the
 containers, not the items). `state()` / `restored()` give the items in a few lists of stream
 versions, for a snapshot to keep beside the entries (`domain.ledger.snapshots`): restoring is
-a look-up per item, not the fold again.
+a look-up per item, not the fold again, and an item nothing corrected reads its body from the
+entries only when something first needs it (most never do before the patient leaves memory).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from domain import events as ev
 from domain.dates import PartialDate, parse
+from domain.stream_entries import Entries
 
 Status = Literal["active", "amended", "retracted"]
 # What one entry did to the items: a new last item, a new item placed earlier (a late entry),
@@ -196,25 +198,34 @@ class InForce:
     @classmethod
     def restored(
         cls,
-        entries: Sequence[ev.AnyEvent],
+        entries: Entries,
         state: State,
         track: tuple[type[ev.ClinicalEvent], ...] = (),
     ) -> InForce:
         """The `InForce` whose `state()` was `state`, over the stream `entries` (versions
         1..n, in order) it was built of: the same items, order and tracked bodies as applying
-        the entries gives, without placing or sorting anything again. A state that does not
-        fit the entries raises (ValueError, LookupError)."""
+        the entries gives, without placing or sorting anything again. An item nothing
+        corrected reads its body from `entries` when it is first needed (`_Unread`); the
+        corrected and the tracked ones are read now. A state that does not fit the entries
+        raises (ValueError, LookupError)."""
         restored = cls(track)
         by_id: dict[UUID, Item] = restored._by_id
         by_version: dict[int, Item] = {}
+        ids, fixed = entries.ids, {version for version, *_ in state.corrected}
+        if state.items and not (min(state.items) > 0 and max(state.items) <= len(ids)):
+            raise LookupError("the state names versions that are not in the stream")
+        unread = _Unread.__new__
         for version in state.items:
-            original: ev.ClinicalEvent = entries[version - 1]  # type: ignore[assignment]
-            event_id = original.event_id
-            if original.is_correction or event_id is None:
-                raise ValueError(f"version {version} is not a clinical event")
-            by_id[event_id] = by_version[version] = Item(
-                event_id, version, original, original, "active", []
-            )
+            event_id = ids[version - 1]
+            if version in fixed:
+                original: ev.ClinicalEvent = entries[version - 1]  # type: ignore[assignment]
+                if original.is_correction:
+                    raise ValueError(f"version {version} is not a clinical event")
+                item = Item(event_id, version, original, original, "active", [])
+            else:
+                item = unread(_Unread)
+                item.event_id, item.version, item.entries = event_id, version, entries
+            by_id[event_id] = by_version[version] = item
         for version, *fixes in state.corrected:
             _correct(by_version[version], [entries[v - 1] for v in fixes])
         restored._order = [by_version[version] for version in state.order]
@@ -306,6 +317,31 @@ class InForce:
         assert self._order[index] is item
         del self._keys[index]
         del self._order[index]
+
+
+class _Unread(Item):
+    """A restored item nothing corrected: active, no corrections, its body the entry first
+    recorded, read from the stream's entries the first time it is needed (then kept). Only
+    its id and version are set when it is made: a cold load makes a thousand of these."""
+
+    __slots__ = ("entries",)
+    entries: Entries
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for a slot not set yet (set from then on, by this or by a change).
+        value: Any
+        if name == "status":
+            value = "active"
+        elif name == "corrections":
+            value = []
+        elif name in ("original", "body"):
+            value = self.entries[self.version - 1]
+            if value.is_correction:
+                raise ValueError(f"version {self.version} is not a clinical event")
+        else:
+            raise AttributeError(name)
+        setattr(self, name, value)
+        return value
 
 
 def _correct(item: Item, fixes: list[ev.AnyEvent]) -> None:

@@ -30,6 +30,7 @@ from domain.staging import (
     stage_group,
     staging_table,
 )
+from domain.stream_entries import Entries
 
 GENESIS_HASH = "0" * 64
 # The event types whose bodies in force a patient keeps by type, for the rules that need them.
@@ -85,7 +86,7 @@ class Patient:
         self.id = patient_id
         self.version = 0
         self.head_hash = GENESIS_HASH
-        self.entries: list[ev.AnyEvent] = []
+        self.entries = Entries()  # decoded, or (restored) decoded as they are read
         self.position: dict[UUID, int] = {}
         # The clinical events in force (corrections applied: `domain.in_force`, the one fold),
         # with the deaths and diagnoses kept by type as events are applied, so that a rule
@@ -94,18 +95,21 @@ class Patient:
         self._pending: list[Recorded] = []
 
     @classmethod
-    def restored(cls, patient_id: str, entries: list[ev.AnyEvent], state: State) -> Patient:
+    def restored(cls, patient_id: str, entries: Entries, state: State) -> Patient:
         """The patient that applying `entries` (its stream from version 1, one chain) gives,
         from what its `in_force.state()` was then (`domain.ledger.snapshots`): nothing is
-        applied again. A state that does not fit the entries raises (ValueError,
-        LookupError)."""
+        applied again, and an entry is decoded only when it is read. A state that does not
+        fit the entries raises (ValueError, LookupError)."""
         patient = cls(patient_id)
-        ids = [entry.event_id for entry in entries]
-        position: dict[Any, int] = dict(zip(ids, range(len(ids)), strict=True))
-        if None in position or (entries and entries[-1].version != len(entries)):
+        ids = entries.ids
+        position: dict[UUID, int] = dict(zip(ids, range(len(ids)), strict=True))
+        if len(position) != len(ids):
             raise ValueError(f"the entries of patient {patient_id} are not one sealed stream")
-        if entries:
-            patient.version, patient.head_hash = len(entries), cast(str, entries[-1].hash)
+        if ids:
+            last = entries[-1]
+            if last.version != len(ids) or not last.hash:
+                raise ValueError(f"the entries of patient {patient_id} are not one sealed stream")
+            patient.version, patient.head_hash = len(ids), last.hash
         patient.entries, patient.position = entries, position
         patient.in_force = InForce.restored(entries, state, TRACKED)
         return patient
@@ -142,7 +146,7 @@ class Patient:
         """A copy with its own containers (the entries themselves are immutable)."""
         twin = Patient(self.id)
         twin.version, twin.head_hash = self.version, self.head_hash
-        twin.entries = list(self.entries)
+        twin.entries = self.entries.copy()
         twin.position = dict(self.position)
         twin.in_force = self.in_force.copy()
         return twin

@@ -1,24 +1,29 @@
 """Per-patient snapshots: a long stream's aggregate, so that a cold load reads one row.
 
-A snapshot holds the first `version` entries of a patient's stream (each as stored) and the
-state its clinical events in force had then (`domain.in_force.State`: each item's version and
-its corrections', the clinical order, the tracked types), one MessagePack array sealed under
-the patient's own data key (AES-GCM, `domain.ledger.patient_keys`) with the format, the
-patient id, the version and the chain head it claims bound to it as associated data. What a
-load restores from it is the aggregate as the events would give it (`Patient.restored`: the
-same entries, idempotency keys, items, order and tracked bodies as `Patient.apply` over them
-gives, tested against that fold), without applying the entries again.
+A snapshot holds the first `version` entries of a patient's stream (each as stored), their
+event ids, and the state its clinical events in force had then (`domain.in_force.State`: each
+item's version and its corrections', the clinical order, the tracked types), one MessagePack
+array sealed under the patient's own data key (AES-GCM, `domain.ledger.patient_keys`) with the
+format, the patient id, the version and the chain head it claims bound to it as associated
+data. What a load restores from it is the aggregate as the events would give it
+(`Patient.restored`: the same entries, idempotency keys, items, order and tracked bodies as
+`Patient.apply` over them gives, tested against that fold), without applying the entries
+again and without decoding them: each entry stays the snapshot's bytes until it is read
+(`domain.stream_entries`; a cold load of 1,000 events decodes the hundred or so its rules
+need: corrections, their targets, deaths and diagnoses, the last entry).
 
 A snapshot is trusted only when it opens under the patient's key (so it was written by this
-ledger and not altered since), its entries form one chain (versions 1..n, each `prev_hash` the
-hash before it), and its head is the hash of the event the store holds at that version (the
-caller checks that against the stored event, read anyway with the events after it). Anything
-else, a missing key, another format, a failed check, is a full load from the events: snapshots
-are derived, never a source of truth (`verify` and the export prove the chain from the events
-alone). Erasure destroys the patient's key, which makes its snapshot unreadable; the row is
-deleted as well. Stores without a master key keep no snapshots (nothing would authenticate
-them). A snapshot of another format (v1 held only the entries) does not open under this one's
-associated data: it is never misread, and the patient's next append writes it again.
+ledger, from a stream it held as one chain, and not altered since), it holds `version`
+entries, its last entry is that version with the hash it claims as head, and that head is the
+hash of the event the store holds at that version (the caller checks that against the stored
+event, read anyway with the events after it). Each entry is checked to be its version and
+event id when it is decoded. Anything else, a missing key, another format, a failed check, is
+a full load from the events: snapshots are derived, never a source of truth (`verify` and the
+export prove the chain from the events alone). Erasure destroys the patient's key, which makes
+its snapshot unreadable; the row is deleted as well. Stores without a master key keep no
+snapshots (nothing would authenticate them). A snapshot of another format (v1 held only the
+entries, v2 no event ids apart) does not open under this one's associated data: it is never
+misread, and the patient's next append writes it again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
+from uuid import UUID
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -34,7 +40,8 @@ from cryptography.exceptions import InvalidTag
 from domain import events as ev
 from domain.in_force import State
 from domain.ledger.patient_keys import PatientKeys, secure
-from domain.patient import EVENT_CLASS_BY_TOPIC, GENESIS_HASH, Patient
+from domain.patient import EVENT_CLASS_BY_TOPIC, Patient
+from domain.stream_entries import Entries
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +50,7 @@ INTERVAL = 100
 _NONCE = 12
 # The entries' shape: a snapshot written under other class versions is not read (its entries
 # would need the upcasting the mapper does on events).
-FORMAT = "oncoledger snapshot v2 msgpack " + ",".join(
+FORMAT = "oncoledger snapshot v3 msgpack " + ",".join(
     f"{topic}={cls.class_version}" for topic, cls in sorted(EVENT_CLASS_BY_TOPIC.items())
 )
 _KNOWN = 100_000  # patients whose snapshot version this process remembers
@@ -55,10 +62,26 @@ SCHEMA_POSTGRES = """CREATE TABLE IF NOT EXISTS ol_snapshots (
     patient_id TEXT PRIMARY KEY, version BIGINT NOT NULL, head TEXT NOT NULL,
     state BYTEA NOT NULL)"""
 
-# (entries, the state of their clinical events in force), as MessagePack: a fifth faster to
-# decode than the same in JSON (ids as 16 bytes, instants as timestamps), and derived anyway.
-_decoder = msgspec.msgpack.Decoder(tuple[list[ev.TrustedEvent], State])
+# (entries, their event ids, the state of their clinical events in force), as MessagePack (ids
+# as 16 bytes, instants as timestamps). The entries are read as each one's bytes and decoded
+# one by one when read (`domain.stream_entries`).
+_decoder = msgspec.msgpack.Decoder(tuple[list[msgspec.Raw], list[UUID], State])
+_entry_decoder = msgspec.msgpack.Decoder(ev.TrustedEvent)
 _encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
+
+
+def encoded(patient: Patient) -> bytes:
+    """What a snapshot of `patient` at its version holds, before it is sealed."""
+    entries, version = patient.entries, patient.version
+    state = patient.in_force.state()
+    return _encoder.encode((entries.stored(version), entries.ids[:version], state))
+
+
+def opened(plain: bytes) -> tuple[Entries, State]:
+    """The entries (each decoded when first read) and the state a snapshot holds; raises
+    msgspec.DecodeError, or ValueError for entries and ids that are not as many."""
+    raws, ids, state = _decoder.decode(plain)
+    return Entries(raws, ids, _entry_decoder.decode), state
 
 
 class Snapshots:
@@ -115,23 +138,27 @@ class Snapshots:
             plain = self.keys.cipher(key).decrypt(
                 view[:_NONCE], view[_NONCE:], _aad(patient_id, version, head)
             )
-            entries, in_force = _decoder.decode(plain)
-        except (InvalidTag, msgspec.DecodeError):
+            entries, in_force = opened(plain)
+        except (InvalidTag, msgspec.DecodeError, ValueError):
             # Altered, of another slot, or of another format (an older version of this one).
             log.warning(
                 "the snapshot of patient %s does not open; loaded from its events", patient_id
             )
             self._remember(patient_id, 0, again=True)
             return None
-        if not _one_chain(entries, version, head):
+        if len(entries) != version:
             log.warning(
-                "the snapshot of patient %s is not one chain; loaded from its events", patient_id
+                "the snapshot of patient %s is not of its version; loaded from its events",
+                patient_id,
             )
             self._remember(patient_id, 0, again=True)
             return None
         try:
-            return Patient.restored(patient_id, entries, in_force), head
-        except (ValueError, LookupError, TypeError, AttributeError):
+            patient = Patient.restored(patient_id, entries, in_force)
+            if patient.head_hash != head:
+                raise ValueError("the snapshot's last entry is not its head")
+            return patient, head
+        except (ValueError, LookupError, TypeError, AttributeError, msgspec.DecodeError):
             log.warning(
                 "the snapshot of patient %s does not fit its entries; loaded from its events",
                 patient_id,
@@ -157,13 +184,12 @@ class Snapshots:
         if key is None or not patient.entries:
             return
         version, head = patient.version, patient.head_hash
-        entries = patient.entries[:version]  # entries are only ever appended
-        if len(entries) != version or entries[-1].hash != head:
+        if len(patient.entries) < version or patient.entries[version - 1].hash != head:
             return  # moved meanwhile (a reader caught it up): the next append takes one
         if patient.in_force.version != version:
             return  # not the fold of these entries (never so for a patient the ledger keeps)
         nonce = os.urandom(_NONCE)
-        plain = _encoder.encode((entries, patient.in_force.state()))
+        plain = encoded(patient)
         sealed = self.keys.cipher(key).encrypt(nonce, plain, _aad(patient.id, version, head))
         with self.db.transaction(write=True) as cur:
             # Only while the patient's key is live: a process that still holds the key in
@@ -201,15 +227,3 @@ class Snapshots:
 
 def _aad(patient_id: str, version: int, head: str) -> bytes:
     return f"{FORMAT}\n{patient_id}\n{version}\n{head}".encode()
-
-
-def _one_chain(entries: list[ev.AnyEvent], version: int, head: str) -> bool:
-    """Versions 1..`version`, each entry's `prev_hash` the hash before it, ending at `head`."""
-    if len(entries) != version:
-        return False
-    prev = GENESIS_HASH
-    for number, entry in enumerate(entries, 1):
-        if entry.version != number or entry.prev_hash != prev or not entry.hash:
-            return False
-        prev = entry.hash
-    return prev == head

@@ -134,10 +134,10 @@ def test_a_snapshot_not_of_the_stored_chain_is_never_trusted(
     # given a well-sealed snapshot whose head is not the hash of the stored event at its
     # version (as a restored or replaced store would leave)
     _record(ledger, 8)
-    forged = ledger.load(PID)
-    last = msgspec.structs.replace(forged.entries[-1], hash="e" * 64)
-    forged.entries[-1] = last
-    forged.head_hash = "e" * 64
+    stored = list(ledger.load(PID).entries)
+    forged = Patient(PID)
+    for entry in [*stored[:-1], msgspec.structs.replace(stored[-1], hash="e" * 64)]:
+        forged.apply(entry)
     assert ledger.patient_snapshots is not None
     ledger.patient_snapshots.forget(PID)
     ledger.patient_snapshots.save(forged)
@@ -281,22 +281,32 @@ def test_a_varied_history_restores_as_its_events_give_it_and_keeps_its_rules(
         assert fresh.verify(PID).ok
 
 
-def test_a_snapshot_of_the_former_format_is_never_misread_and_is_taken_again(
-    keyed: StoreConfig, ledger: Ledger
+@pytest.mark.parametrize("former", ["v1", "v2 msgpack"])
+def test_a_snapshot_of_a_former_format_is_never_misread_and_is_taken_again(
+    keyed: StoreConfig, ledger: Ledger, former: str
 ) -> None:
-    # given a patient whose snapshot is of the former format (its entries only, in JSON,
-    # sealed under the same key with the former associated data)
+    # given a patient whose snapshot is of a former format (v1: its entries only, in JSON;
+    # v2: its entries decoded whole and the in-force state, in MessagePack), sealed under the
+    # same key with that format's associated data
     _varied(ledger)
     patient = _from_events(ledger)
     assert ledger.keys is not None
     key = ledger.keys.key(PID)
     assert key is not None
-    old_format = "oncoledger snapshot v1 " + ",".join(
+    old_format = f"oncoledger snapshot {former} " + ",".join(
         f"{topic}={cls.class_version}" for topic, cls in sorted(EVENT_CLASS_BY_TOPIC.items())
     )
     aad = f"{old_format}\n{PID}\n{patient.version}\n{patient.head_hash}".encode()
     nonce = os.urandom(12)
-    sealed = ledger.keys.cipher(key).encrypt(nonce, ev.encode(patient.entries), aad)
+    entries = list(patient.entries)
+    plain = (
+        ev.encode(entries)
+        if former == "v1"
+        else msgspec.msgpack.Encoder(uuid_format="bytes").encode(
+            (entries, patient.in_force.state())
+        )
+    )
+    sealed = ledger.keys.cipher(key).encrypt(nonce, plain, aad)
     _put_row(ledger, patient.version, patient.head_hash, nonce + sealed)
     with Ledger(keyed) as fresh:
         # then a new process does not read it, loads the events...
