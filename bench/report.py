@@ -271,7 +271,7 @@ METHOD = [
     "Append over HTTP, further rows: on patients with 1,000-event histories = the same server "
     "and store, 32 patients of 1,000 events, one per client (8 and 8 clients in a quick run); "
     "the ratio is to the fresh-patient rate of the same run with as many clients; projector in "
-    "its own process = `oncoledger serve --no-projector` "
+    "its own process = `oncoledger serve --no-projector --no-access-log` "
     "and `oncoledger projections run --poll 0.05` as two processes, with the projector's lag "
     "(events recorded but not yet in the views) read from `GET /api/v1/projections/status` "
     "the moment the load stops, and the time until the views hold every event recorded by "
