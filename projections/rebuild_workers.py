@@ -17,13 +17,13 @@ import logging
 import multiprocessing as mp
 import os
 import queue
-import zlib
 from collections.abc import Sequence
 from multiprocessing.queues import Queue
+from operator import itemgetter
 from typing import Any
 
 from domain.ledger.application import Ledger, StoreConfig
-from projections.projection import Projection, Rows, notifications
+from projections.projection import Part, Projection, Rows, notifications
 
 log = logging.getLogger(__name__)
 
@@ -31,29 +31,33 @@ log = logging.getLogger(__name__)
 PARENT_CHECK = 1.0
 
 
-# The parent's share of the patients against a worker's 1: it also writes every batch.
+# The parent's share of the events against a worker's 1: it also writes every batch.
 PARENT_WEIGHT = 0.85
-_SLOTS = 1000
+# Events sampled (evenly over the range rebuilt) to split the patients by id into shares.
+SAMPLES = 256
 
 
-def bounds(count: int) -> list[int]:
-    """The slots (of `_SLOTS`, by patient id) of the parent (partition 0) and of each of
-    `count` workers: partition i holds the slots from bounds[i] up to bounds[i + 1]."""
-    share = _SLOTS * PARENT_WEIGHT / (count + PARENT_WEIGHT)
-    step = (_SLOTS - share) / count
-    return [0, *(round(share + i * step) for i in range(count)), _SLOTS]
-
-
-def own_part(notes: Sequence[Any], index: int, limits: Sequence[int]) -> list[Any]:
-    """The notifications of the patients of partition `index` (the same in every process)."""
-    low, high = limits[index], limits[index + 1]
-    return [n for n in notes if low <= zlib.crc32(str(n.originator_id).encode()) % _SLOTS < high]
+def partitions(ledger: Ledger, start: int, head: int, count: int) -> list[Part]:
+    """The patients of the parent (first) and of each of `count` workers, as ranges of ids
+    holding about their share of the events `start`..`head`: every id falls in exactly one."""
+    step = max(1, (head - start + 1) // SAMPLES)
+    ids = sorted(
+        note[1] for at in range(start, head + 1, step) for note in notifications(ledger, at, 1, head)
+    )
+    total = PARENT_WEIGHT + count
+    shares = [PARENT_WEIGHT, *([1.0] * count)]
+    bounds: list[str | None] = [None]
+    done = 0.0
+    for share in shares[:-1]:
+        done += share
+        bounds.append(ids[min(len(ids) - 1, int(done / total * len(ids)))] if ids else "")
+    bounds.append(None)
+    return list(zip(bounds, bounds[1:], strict=False))
 
 
 def _work(
     config: StoreConfig,
-    index: int,
-    limits: list[int],
+    part: Part,
     parent: int,
     inbox: Queue[Any],
     outbox: Queue[Any],
@@ -72,10 +76,9 @@ def _work(
                 return
             start, stop = task
             try:
-                notes = notifications(ledger, start, stop - start + 1, stop)
-                mine = own_part(notes, index, limits)
-                last = notes[-1].id if notes else None
-                outbox.put(("ok", projection.rows(mine), len(notes), last))
+                notes = notifications(ledger, start, stop - start + 1, stop, part)
+                last = notes[-1][0] if notes else None
+                outbox.put(("ok", projection.rows(notes), len(notes), last))
             except Exception as exc:  # told to the parent, which stops the rebuild
                 log.exception("a rebuild worker failed")
                 outbox.put(("error", repr(exc), 0, None))
@@ -84,25 +87,22 @@ def _work(
 
 
 class Workers:
-    """`count` worker processes, each with the patients of one partition (`bounds`); the
-    parent computes partition 0 itself (`own_part`), between writing batches."""
+    """`count` worker processes, each with the patients of one of `parts` (`partitions`); the
+    parent computes those of `parts[0]` itself, between writing batches."""
 
-    def __init__(self, config: StoreConfig, count: int) -> None:
+    def __init__(self, config: StoreConfig, parts: Sequence[Part]) -> None:
         context = mp.get_context("spawn")  # a fresh interpreter: no inherited connections
-        self.count = count
-        self.limits = bounds(count)
+        count = len(parts) - 1
         self._inboxes: list[Queue[Any]] = [context.Queue() for _ in range(count)]
         self._outboxes: list[Queue[Any]] = [context.Queue() for _ in range(count)]
         self._processes = [
             context.Process(
                 target=_work,
-                args=(config, index, self.limits, os.getpid(), inbox, outbox),
+                args=(config, part, os.getpid(), inbox, outbox),
                 name="oncoledger-rebuild",
                 daemon=True,
             )
-            for index, (inbox, outbox) in enumerate(
-                zip(self._inboxes, self._outboxes, strict=True), start=1
-            )
+            for part, inbox, outbox in zip(parts[1:], self._inboxes, self._outboxes, strict=True)
         ]
         for process in self._processes:
             process.start()
@@ -113,29 +113,29 @@ class Workers:
         for inbox in self._inboxes:
             inbox.put((start, stop))
 
-    def receive(self, own: Rows, size: int, last: int | None) -> Rows:
+    def receive(self, own: Rows, size: int, last: int | None) -> tuple[Rows, int, int | None]:
         """The rows of the earliest range sent and not yet received, merged with `own` (the
-        parent's partition of the same range, `size` notifications up to id `last`)."""
+        parent's patients' rows of the same range, `size` notifications up to id `last`), with
+        how many notifications the range held in all and the last one's id."""
         events: list[Any] = list(own[0])
         patients: list[list[Any]] = list(own[1])
         survival: list[tuple[Any, ...]] = list(own[2])
         failed = None
-        seen: set[tuple[int, int | None]] = {(size, last)}
         for outbox, process in zip(self._outboxes, self._processes, strict=True):
-            status, rows, size, last = self._get(outbox, process)
+            status, rows, theirs, their_last = self._get(outbox, process)
             if status != "ok":
                 failed = rows
                 continue
-            seen.add((size, last))
+            size += theirs
+            if their_last is not None and (last is None or their_last > last):
+                last = their_last
             events.extend(rows[0])
             patients.extend(rows[1])
             survival.extend(rows[2])
         if failed is not None:
             raise RuntimeError(f"a rebuild worker failed: {failed}")
-        if len(seen) != 1:  # never expected: the range is below the head, already committed
-            raise RuntimeError(f"the rebuild workers read different notifications: {seen}")
-        events.sort(key=lambda row: int(row[1]))  # recording order, as one process writes it
-        return events, patients, survival
+        events.sort(key=itemgetter(1))  # recording order, as one process writes it
+        return (events, patients, survival), size, last
 
     @staticmethod
     def _get(outbox: Queue[Any], process: Any) -> tuple[str, Any, int, int | None]:

@@ -223,7 +223,7 @@ class Views:
                 except BaseException:
                     self.projection.clear()  # the batch is rolled back: so are its states
                     raise
-                position = notifications[-1].id
+                position = notifications[-1][0]
                 cur.execute(
                     "UPDATE ol_tracking SET position = ? WHERE name = ?",
                     (position, TRACKING_NAME),
@@ -285,7 +285,7 @@ class Views:
         """Apply up to the head with the rows computed by this process and `count` worker
         processes. Stops (the caller's catch-up goes on) when another projector moves the
         position meanwhile."""
-        from projections.rebuild_workers import Workers, own_part
+        from projections.rebuild_workers import Workers, partitions
 
         head = self.head()
         position = self.position()
@@ -294,7 +294,8 @@ class Views:
         start = position + 1
         lock = " FOR UPDATE" if self.db.is_postgres else ""
         with self._catching_up:
-            workers = Workers(self.ledger.config, count)
+            parts = partitions(self.ledger, start, head, count)
+            workers = Workers(self.ledger.config, parts)
             try:
 
                 def send() -> None:
@@ -309,10 +310,11 @@ class Views:
                 send()  # the next range is computed while this one is written
                 while ranges:
                     first, stop = ranges.popleft()
-                    notes = notifications(self.ledger, first, stop - first + 1, stop)
-                    last = notes[-1].id if notes else None
-                    own = self.projection.rows(own_part(notes, 0, workers.limits))
-                    events, patients, survival = workers.receive(own, len(notes), last)
+                    notes = notifications(self.ledger, first, stop - first + 1, stop, parts[0])
+                    own = self.projection.rows(notes)
+                    (events, patients, survival), size, last = workers.receive(
+                        own, len(notes), notes[-1][0] if notes else None
+                    )
                     send()
                     if last is None:
                         continue  # no notification in that range (ids skipped)
@@ -330,7 +332,7 @@ class Views:
                             (last, TRACKING_NAME),
                         )
                     position = last
-                    applied += len(notes)
+                    applied += size
                     if progress:
                         progress(applied, last)
             except BaseException:
