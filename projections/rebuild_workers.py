@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 import queue
 from collections.abc import Sequence
+from itertools import pairwise
 from multiprocessing.queues import Queue
 from operator import itemgetter
 from typing import Any
@@ -41,9 +42,8 @@ def partitions(ledger: Ledger, start: int, head: int, count: int) -> list[Part]:
     """The patients of the parent (first) and of each of `count` workers, as ranges of ids
     holding about their share of the events `start`..`head`: every id falls in exactly one."""
     step = max(1, (head - start + 1) // SAMPLES)
-    ids = sorted(
-        note[1] for at in range(start, head + 1, step) for note in notifications(ledger, at, 1, head)
-    )
+    sampled = (notifications(ledger, at, 1, head) for at in range(start, head + 1, step))
+    ids = sorted(note[1] for notes in sampled for note in notes)
     total = PARENT_WEIGHT + count
     shares = [PARENT_WEIGHT, *([1.0] * count)]
     bounds: list[str | None] = [None]
@@ -52,7 +52,7 @@ def partitions(ledger: Ledger, start: int, head: int, count: int) -> list[Part]:
         done += share
         bounds.append(ids[min(len(ids) - 1, int(done / total * len(ids)))] if ids else "")
     bounds.append(None)
-    return list(zip(bounds, bounds[1:], strict=False))
+    return list(pairwise(bounds))
 
 
 def _work(
