@@ -24,7 +24,7 @@ from operator import itemgetter
 from typing import Any
 
 from domain.ledger.application import Ledger, StoreConfig
-from projections.projection import Part, Projection, Rows, notifications
+from projections.projection import Part, Projection, Rows, fewer_collections, notifications
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +65,24 @@ def _work(
     ledger = Ledger(config)
     projection = Projection(ledger)
     try:
-        while True:
-            try:
-                task = inbox.get(timeout=PARENT_CHECK)
-            except queue.Empty:
-                if os.getppid() != parent:
-                    return  # the parent died (kill -9, say): nobody wants these rows
-                continue
-            if task is None:
-                return
-            start, stop = task
-            try:
-                notes = notifications(ledger, start, stop - start + 1, stop, part)
-                last = notes[-1][0] if notes else None
-                outbox.put(("ok", projection.rows(notes), len(notes), last))
-            except Exception as exc:  # told to the parent, which stops the rebuild
-                log.exception("a rebuild worker failed")
-                outbox.put(("error", repr(exc), 0, None))
+        with fewer_collections():
+            while True:
+                try:
+                    task = inbox.get(timeout=PARENT_CHECK)
+                except queue.Empty:
+                    if os.getppid() != parent:
+                        return  # the parent died (kill -9, say): nobody wants these rows
+                    continue
+                if task is None:
+                    return
+                start, stop = task
+                try:
+                    notes = notifications(ledger, start, stop - start + 1, stop, part)
+                    last = notes[-1][0] if notes else None
+                    outbox.put(("ok", projection.rows(notes), len(notes), last))
+                except Exception as exc:  # told to the parent, which stops the rebuild
+                    log.exception("a rebuild worker failed")
+                    outbox.put(("error", repr(exc), 0, None))
     finally:
         ledger.close()
 

@@ -11,13 +11,11 @@ The content depends only on the position reached (`projections.views_schema`: wh
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from domain.errors import NotFound
@@ -33,7 +31,7 @@ from projections.cohort_index import (
     query_patients,
 )
 from projections.current import CurrentReads
-from projections.projection import Projection, notifications, write_rows
+from projections.projection import Projection, fewer_collections, notifications, write_rows
 from projections.views_schema import (
     DROP,
     INDEXES,
@@ -270,7 +268,7 @@ class Views:
         if workers is None:
             workers = auto_workers(self.head() - self.position())
         applied = 0
-        with _fewer_collections():
+        with fewer_collections():
             if workers > 0:
                 applied = self._catch_up_in_workers(workers, batch, progress)
             applied += self.catch_up(
@@ -433,22 +431,6 @@ class Views:
             )
             row = cur.fetchone()
         return None if row is None else _patient_row(row)
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """A rebuild allocates millions of short-lived objects without reference cycles, while
-    the process holds many long-lived ones: the cyclic collector's passes over both cost about
-    a tenth of a rebuild. For its duration, what the process held before is left out of those
-    passes (`gc.freeze`) and they run less often; cyclic garbage is still collected, later."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 def _layout(cur: Cursor) -> int | None:
