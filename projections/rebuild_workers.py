@@ -1,14 +1,15 @@
 """A rebuild over worker processes: reading, decrypting, decoding and folding on every core.
 
-The parent process hands out ranges of notification ids, computes the rows of one partition of
-the patients (by patient id) itself and writes the views; each worker process (its own
-`Ledger` on the same store) reads the range itself and computes the rows of the patients of
-its partition with the same `Projection` the in-process catch-up uses, so the content is
-identical. Nothing but the ranges and the computed rows
-crosses between processes. The parent keeps the next range in the workers' hands while it
-writes the current one, and commits each range with its tracking position as the catch-up
-does: a killed rebuild resumes from its last committed batch. A worker whose parent is gone
-(killed) stops by itself.
+The patients are split by id into ranges (`partitions`), one per process, each holding about
+its share of the events. The parent process hands out ranges of notification ids, computes the
+rows of its own patients and writes the views; each worker process (its own `Ledger` on the
+same store) reads, of each range, only the events of its patients (on SQLite the query picks
+them: the others' rows never become objects there) and computes their rows with the same
+`Projection` the in-process catch-up uses, so the content is identical. Nothing but the ranges
+and the computed rows crosses between processes. The parent keeps the next range in the
+workers' hands while it writes the current one, and commits each range with its tracking
+position as the catch-up does: a killed rebuild resumes from its last committed batch (with
+ranges of patients drawn again). A worker whose parent is gone (killed) stops by itself.
 """
 
 from __future__ import annotations

@@ -58,10 +58,9 @@ BATCH = 500
 REBUILD_BATCH = 5000
 # A rebuild's worker processes by default: one per core beyond this process's own, at most
 # MAX_WORKERS (the parent writes every batch: more would wait on it), from WORKERS_FROM events
-# (starting one costs ~0.4 s of CPU), with at least MIN_CORES usable cores. Measured on 2 cores
-# (100,000 events): the parent and its worker each take ~0.75x the CPU of a rebuild in one
-# process, ~1.45x in all (each reads every event, rows are pickled): it pays while a core is
-# idle, and loses when other work holds the cores.
+# (starting one costs ~0.4 s of CPU), with at least MIN_CORES usable cores. Each process reads
+# and decodes only its own patients' events; what a worker adds is its start and the pickling
+# of its rows: it pays while a core is idle, and loses when other work holds the cores.
 MAX_WORKERS = 3
 WORKERS_FROM = 50_000
 MIN_CORES = 2
