@@ -10,12 +10,15 @@ it), is read once from the ledger's stream. The stored views apply it in their t
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain.codec import decode_stored
@@ -48,34 +51,78 @@ _SURVIVAL_UPSERT = (
 _LAST_RECORDED = PATIENT_COLUMNS.index("last_recorded_at")
 
 
-class Note(NamedTuple):
-    """A stored event as a projection reads it (the fields of the library's Notification)."""
+# A stored event as a projection reads it: (notification id, patient id, version, topic,
+# stored state), a plain tuple (the library's Notification objects, or even named tuples, cost
+# more to make than the rest of reading them).
+Note = tuple[int, str, int, str, bytes]
+# The patients of one process of a rebuild: ids from `low` (inclusive) up to `high` (exclusive);
+# None is open-ended (`projections.rebuild_workers`).
+Part = tuple[str | None, str | None]
 
-    id: int
-    originator_id: str
-    originator_version: int
-    topic: str
-    state: bytes
 
-
-def notifications(ledger: Ledger, start: int, limit: int, stop: int | None = None) -> Sequence[Any]:
+def notifications(
+    ledger: Ledger, start: int, limit: int, stop: int | None = None, part: Part | None = None
+) -> list[Note]:
     """The stored events from notification id `start` on (up to `stop`, inclusive), at most
-    `limit`. On SQLite, read as plain tuples of the fields a projection reads (the library's
-    Notification objects cost more to make than the rest of reading them)."""
+    `limit`; with `part`, only those of the patients in it. On SQLite, the patients are picked
+    by the query: a rebuild's process turns only the rows of its own patients into objects."""
     recorder = ledger.recorder
+    low, high = part if part is not None else (None, None)
     if (
         isinstance(recorder, SQLiteApplicationRecorder)
         and recorder.datastore.originator_id_type != "uuid"
     ):
+        # `+originator_id`: the rowid range is walked, never the (patient, version) index.
+        where = "".join(
+            clause
+            for clause, bound in (
+                (" AND +originator_id >= ?", low),
+                (" AND +originator_id < ?", high),
+            )
+            if bound is not None
+        )
         with recorder.datastore.transaction(commit=False) as c:
             c.execute(
                 "SELECT rowid, originator_id, originator_version, topic, state FROM "
-                f"{recorder.events_table_name} WHERE rowid >= ? AND rowid <= ? "
+                f"{recorder.events_table_name} WHERE rowid >= ? AND rowid <= ?{where} "
                 "ORDER BY rowid LIMIT ?",
-                (start, (1 << 62) if stop is None else stop, limit),
+                (
+                    start,
+                    (1 << 62) if stop is None else stop,
+                    *(b for b in (low, high) if b is not None),
+                    limit,
+                ),
             )
-            return [Note(*row) for row in c.fetchall()]
-    return recorder.select_notifications(start, limit, stop=stop)
+            rows: list[Note] = c.fetchall()
+            return rows
+    return [
+        (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+        for n in recorder.select_notifications(start, limit, stop=stop)
+        if in_part(str(n.originator_id), part)
+    ]
+
+
+def in_part(patient_id: str, part: Part | None) -> bool:
+    if part is None:
+        return True
+    low, high = part
+    return (low is None or patient_id >= low) and (high is None or patient_id < high)
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """A rebuild allocates millions of short-lived objects without reference cycles, while
+    the process holds many long-lived ones: the cyclic collector's passes over both cost about
+    a tenth of a rebuild. For its duration, what the process held before is left out of those
+    passes (`gc.freeze`) and they run less often; cyclic garbage is still collected, later."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def write_rows(
@@ -100,7 +147,7 @@ class Projection:
     def forget(self, patient_id: str) -> None:
         self._states.pop(patient_id, None)
 
-    def rows(self, notifications: Sequence[Any]) -> Rows:
+    def rows(self, notifications: Sequence[Note]) -> Rows:
         """The rows a batch of notifications writes: its change-audit rows, and the cohort and
         survival rows of every patient it touched."""
         touched: dict[str, PatientState | None] = {}
@@ -110,7 +157,7 @@ class Projection:
         seen: dict[str, tuple[bool, Callable[[int, bytes], bytes] | None]] = {}
         keys = self.ledger.keys
         if keys is not None:  # the batch's keys in one query, not one per patient
-            keys.preload(str(n.originator_id) for n in notifications)
+            keys.preload(n[1] for n in notifications)
         plaintext_of = self.ledger.plaintext
         is_erased = self.ledger.is_erased
         type_name = _type_name
@@ -122,8 +169,7 @@ class Projection:
         state: PatientState | None = None
         unknown = False
         for n in notifications:
-            patient_id = str(n.originator_id)
-            version = n.originator_version
+            position, patient_id, version, topic, stored = n
             if patient_id != current:
                 if current is not None and not unknown:
                     touched[current] = state
@@ -142,18 +188,24 @@ class Projection:
                 rows.append(_erased_row(n))  # the clear envelope only (see `forget`)
                 continue
             try:
-                stored = n.state
                 if opener is not None and stored[:4] == MAGIC:
                     plaintext = opener(version, bytes(stored))
                 else:
-                    plaintext = plaintext_of(n)
+                    plaintext = plaintext_of(
+                        StoredEvent(
+                            originator_id=patient_id,
+                            originator_version=version,
+                            topic=topic,
+                            state=stored,
+                        )
+                    )
                 entry = decode_stored(plaintext)
             except Exception:
                 # A stream whose payloads cannot be read must not stall every other patient's
                 # views: skipped, and said so in the log.
                 log.warning(
                     "event %s of patient %s cannot be read; skipped",
-                    n.id,
+                    position,
                     patient_id,
                     exc_info=True,
                 )
@@ -162,7 +214,7 @@ class Projection:
             recorded_at = entry.recorded_at
             event = (
                 str(entry.event_id),
-                n.id,
+                position,
                 patient_id,
                 version,
                 type_name(entry),
@@ -247,14 +299,15 @@ def _instant_text(value: datetime | None) -> str | None:
     return _iso(value)
 
 
-def _erased_row(n: Any) -> list[Any]:
+def _erased_row(n: Note) -> list[Any]:
     """The change-audit row of an erased patient's event: its clear envelope, no content."""
-    clear = envelope_of(bytes(n.state))
+    position, patient_id, version, _, stored = n
+    clear = envelope_of(bytes(stored))
     return [
         str(clear.get("event_id")),
-        n.id,
-        str(n.originator_id),
-        n.originator_version,
+        position,
+        patient_id,
+        version,
         str(clear.get("type")),
         str(clear.get("recorded_at") or ""),
         str(clear.get("recorded_by") or ""),

@@ -11,13 +11,11 @@ The content depends only on the position reached (`projections.views_schema`: wh
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from domain.errors import NotFound
@@ -33,7 +31,7 @@ from projections.cohort_index import (
     query_patients,
 )
 from projections.current import CurrentReads
-from projections.projection import Projection, notifications, write_rows
+from projections.projection import Projection, fewer_collections, notifications, write_rows
 from projections.views_schema import (
     DROP,
     INDEXES,
@@ -60,10 +58,9 @@ BATCH = 500
 REBUILD_BATCH = 5000
 # A rebuild's worker processes by default: one per core beyond this process's own, at most
 # MAX_WORKERS (the parent writes every batch: more would wait on it), from WORKERS_FROM events
-# (starting one costs ~0.4 s of CPU), with at least MIN_CORES usable cores. Measured on 2 cores
-# (100,000 events): the parent and its worker each take ~0.75x the CPU of a rebuild in one
-# process, ~1.45x in all (each reads every event, rows are pickled): it pays while a core is
-# idle, and loses when other work holds the cores.
+# (starting one costs ~0.4 s of CPU), with at least MIN_CORES usable cores. Each process reads
+# and decodes only its own patients' events; what a worker adds is its start and the pickling
+# of its rows: it pays while a core is idle, and loses when other work holds the cores.
 MAX_WORKERS = 3
 WORKERS_FROM = 50_000
 MIN_CORES = 2
@@ -223,7 +220,7 @@ class Views:
                 except BaseException:
                     self.projection.clear()  # the batch is rolled back: so are its states
                     raise
-                position = notifications[-1].id
+                position = notifications[-1][0]
                 cur.execute(
                     "UPDATE ol_tracking SET position = ? WHERE name = ?",
                     (position, TRACKING_NAME),
@@ -270,7 +267,7 @@ class Views:
         if workers is None:
             workers = auto_workers(self.head() - self.position())
         applied = 0
-        with _fewer_collections():
+        with fewer_collections():
             if workers > 0:
                 applied = self._catch_up_in_workers(workers, batch, progress)
             applied += self.catch_up(
@@ -285,7 +282,7 @@ class Views:
         """Apply up to the head with the rows computed by this process and `count` worker
         processes. Stops (the caller's catch-up goes on) when another projector moves the
         position meanwhile."""
-        from projections.rebuild_workers import Workers, own_part
+        from projections.rebuild_workers import Workers, partitions
 
         head = self.head()
         position = self.position()
@@ -294,7 +291,8 @@ class Views:
         start = position + 1
         lock = " FOR UPDATE" if self.db.is_postgres else ""
         with self._catching_up:
-            workers = Workers(self.ledger.config, count)
+            parts = partitions(self.ledger, start, head, count)
+            workers = Workers(self.ledger.config, parts)
             try:
 
                 def send() -> None:
@@ -309,10 +307,11 @@ class Views:
                 send()  # the next range is computed while this one is written
                 while ranges:
                     first, stop = ranges.popleft()
-                    notes = notifications(self.ledger, first, stop - first + 1, stop)
-                    last = notes[-1].id if notes else None
-                    own = self.projection.rows(own_part(notes, 0, workers.limits))
-                    events, patients, survival = workers.receive(own, len(notes), last)
+                    notes = notifications(self.ledger, first, stop - first + 1, stop, parts[0])
+                    own = self.projection.rows(notes)
+                    (events, patients, survival), size, last = workers.receive(
+                        own, len(notes), notes[-1][0] if notes else None
+                    )
                     send()
                     if last is None:
                         continue  # no notification in that range (ids skipped)
@@ -330,7 +329,7 @@ class Views:
                             (last, TRACKING_NAME),
                         )
                     position = last
-                    applied += len(notes)
+                    applied += size
                     if progress:
                         progress(applied, last)
             except BaseException:
@@ -431,22 +430,6 @@ class Views:
             )
             row = cur.fetchone()
         return None if row is None else _patient_row(row)
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """A rebuild allocates millions of short-lived objects without reference cycles, while
-    the process holds many long-lived ones: the cyclic collector's passes over both cost about
-    a tenth of a rebuild. For its duration, what the process held before is left out of those
-    passes (`gc.freeze`) and they run less often; cyclic garbage is still collected, later."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 def _layout(cur: Cursor) -> int | None:
