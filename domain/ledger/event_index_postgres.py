@@ -107,7 +107,8 @@ class PostgresEventIdRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         """The events and their ids stored and committed in one call (see the module)."""
         if not stored_events or set(kwargs) - {EVENT_IDS}:  # (a tracking record: the library's)
-            return super().insert_events(stored_events, **kwargs)
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
         pairs = index_pairs(kwargs)
         events = [
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
@@ -118,7 +119,7 @@ class PostgresEventIdRecorder(PostgresApplicationRecorder):
                 self._call_insert,
                 (events, [event_id for event_id, _ in pairs], [p for _, p in pairs]),
             )
-            return [row[self.insert_function] for row in curs.fetchall()]
+            return [int(row[self.insert_function]) for row in curs.fetchall()]
 
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
