@@ -1,16 +1,32 @@
-"""The ledger-wide event-id index on PostgreSQL (see `domain.ledger.event_index`)."""
+"""The ledger-wide event-id index on PostgreSQL (see `domain.ledger.event_index`), and the
+append's commit as one statement.
+
+The library commits an append in a transaction of two round trips: the table lock, the ids and
+the events in a pipeline, then, once the client has read the notification ids back, COMMIT.
+The events table's lock (which keeps notification ids in commit order) is held across the gap
+between them, and in a busy Python process that gap is the committer thread's wait for the GIL
+(up to its 5 ms switch interval): under `serve --workers 2` the other worker's commit waited on
+it (seen in `pg_stat_activity`: "idle in transaction" after the INSERT, holding the lock, while
+the other backend waited on it). Here an append is one call of a function of the store's own
+(`insert_events_function`), on a connection in autocommit: the lock, the ids, the events and
+the commit all happen in the server, in one round trip, and the lock is let go at the commit.
+The library's NOTIFY is left out: nothing here LISTENs (the projectors poll the position and are
+woken by the saves of their own process).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from domain.ledger.event_index import (
     BACKFILL_BATCH,
+    EVENT_IDS,
     EventIdOf,
     backfill_pairs,
     index_pairs,
@@ -50,11 +66,60 @@ class PostgresEventIdRecorder(PostgresApplicationRecorder):
         self._needs_backfill = SQL(
             "SELECT EXISTS (SELECT 1 FROM {}.{}) AND NOT EXISTS (SELECT 1 FROM {}.{}) AS needs"
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name), *table)
+        self.insert_function = self.events_table_name + "_append"
+        self.check_identifier_length(self.insert_function)
+        function = Identifier(self.datastore.schema), Identifier(self.insert_function)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {}.{}"
+                "(events {}.{}[], event_ids text[], patient_ids text[]) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ BEGIN "
+                "SET LOCAL lock_timeout = '{}s'; "
+                "LOCK TABLE {}.{} IN EXCLUSIVE MODE; "
+                "INSERT INTO {}.{} (event_id, patient_id) "
+                "SELECT * FROM unnest(event_ids, patient_ids); "
+                "RETURN QUERY INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
+                "SELECT originator_id, originator_version, topic, state FROM unnest(events) "
+                "RETURNING notification_id; "
+                "END; $BODY$"
+            ).format(
+                *function,
+                Identifier(self.datastore.schema),
+                Identifier(self.stored_event_type_name),
+                self.datastore.lock_timeout,
+                Identifier(self.datastore.schema),
+                Identifier(self.events_table_name),
+                *table,
+                Identifier(self.datastore.schema),
+                Identifier(self.events_table_name),
+            )
+        )
+        self._call_insert = SQL("SELECT * FROM {}.{}(%s, %s, %s)").format(*function)
         self._count_ids = SQL("SELECT COUNT(*) AS n FROM {}.{}").format(*table)
         self._select_batch = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
             "FROM {}.{} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The events and their ids stored and committed in one call (see the module)."""
+        if not stored_events or set(kwargs) - {EVENT_IDS}:  # (a tracking record: the library's)
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
+        pairs = index_pairs(kwargs)
+        events = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self._call_insert,
+                (events, [event_id for event_id, _ in pairs], [p for _, p in pairs]),
+            )
+            return [int(row[self.insert_function]) for row in curs.fetchall()]
 
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
