@@ -34,6 +34,9 @@ from domain.ledger.event_index import (
     report_backfill,
 )
 
+# The advisory lock the event tables and the append function are created under.
+SCHEMA_LOCK = 7316014
+
 
 class PostgresEventIdRecorder(PostgresApplicationRecorder):
     """PostgreSQL: the ids are inserted under the events table's lock, then the events."""
@@ -100,6 +103,12 @@ class PostgresEventIdRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, originator_id, originator_version, topic, state "
             "FROM {}.{} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+
+    def _create_table(self, curs: Any) -> None:
+        # Serialised across processes: two starting at once (`serve --workers N`) would
+        # otherwise race on `CREATE OR REPLACE FUNCTION` ("tuple concurrently updated").
+        curs.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+        super()._create_table(curs)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
