@@ -25,7 +25,7 @@ Decode = Callable[[msgspec.Raw], ev.AnyEvent]
 class Entries(Sequence[ev.AnyEvent]):
     """The entries (versions 1..n), each decoded or still `msgspec.Raw`, and their event ids."""
 
-    __slots__ = ("_decode", "_items", "ids")
+    __slots__ = ("_all_read", "_decode", "_items", "ids")
 
     def __init__(
         self,
@@ -35,8 +35,10 @@ class Entries(Sequence[ev.AnyEvent]):
     ) -> None:
         self._items: list[ev.AnyEvent | msgspec.Raw] = list(items)
         self.ids: list[UUID] = ids if ids is not None else []
-        # None once every entry is decoded: reads are then plain list reads.
+        # Kept even once every entry is decoded: another thread may have read an entry as raw
+        # bytes just before this one replaced it, and decodes it again (to an equal entry).
         self._decode = decode
+        self._all_read = decode is None  # then reads are plain list reads
         if len(self._items) != len(self.ids):
             raise ValueError("as many event ids as entries are needed")
 
@@ -49,7 +51,7 @@ class Entries(Sequence[ev.AnyEvent]):
     def __getitem__(self, index: slice) -> list[ev.AnyEvent]: ...
     def __getitem__(self, index: int | slice) -> ev.AnyEvent | list[ev.AnyEvent]:
         if isinstance(index, slice):
-            if self._decode is None:
+            if self._all_read:
                 return self._items[index]  # type: ignore[return-value]
             return [self._read(i) for i in range(*index.indices(len(self._items)))]
         item = self._items[index]
@@ -58,10 +60,10 @@ class Entries(Sequence[ev.AnyEvent]):
         return item
 
     def __iter__(self) -> Iterator[ev.AnyEvent]:
-        if self._decode is not None:
+        if not self._all_read:
             for index in range(len(self._items)):
                 self._read(index)
-            self._decode = None
+            self._all_read = True
         return iter(self._items)  # type: ignore[arg-type]
 
     def _read(self, index: int) -> ev.AnyEvent:

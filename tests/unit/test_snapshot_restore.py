@@ -297,3 +297,21 @@ def test_an_in_force_never_copied_changes_its_items_in_place() -> None:
         _outcome(patient, decode_entry(body | {"occurred": "2020"}))
     change, changed = state.apply(patient.entries[-1])
     assert change == "corrected" and changed is item and item.status == "retracted"
+
+
+def test_an_entry_read_as_bytes_while_another_thread_decodes_them_all_still_decodes() -> None:
+    # given a patient restored from its snapshot, entries still the snapshot's bytes
+    with _same_salts():
+        live = _registered()
+        for op in [("new", "ctc_count", 1), ("new", "follow_up", 2), ("amend", 1, 3)]:
+            _outcome(live, _entry(live, op))
+        entries, _state = _through_snapshot(live)
+    raw = entries.stored(len(entries))[0]
+    assert isinstance(raw, msgspec.Raw)
+    # when one thread (a history read) decodes every entry, and another had read the first
+    # one as bytes just before it was replaced (simulated by putting the bytes back)
+    decoded = list(entries)
+    entries._items[0] = raw
+    # then the second thread's read still decodes it, to the same entry
+    assert entries[0] == decoded[0]
+    assert entries[:1] == decoded[:1]
