@@ -103,12 +103,12 @@ class Patient:
         patient = cls(patient_id)
         ids = entries.ids
         position: dict[UUID, int] = dict(zip(ids, range(len(ids)), strict=True))
-        if len(position) != len(ids):
+        last = entries[-1] if ids else None
+        if len(position) != len(ids) or (
+            last is not None and (last.version != len(ids) or not last.hash)
+        ):
             raise ValueError(f"the entries of patient {patient_id} are not one sealed stream")
-        if ids:
-            last = entries[-1]
-            if last.version != len(ids) or not last.hash:
-                raise ValueError(f"the entries of patient {patient_id} are not one sealed stream")
+        if last is not None and last.hash:
             patient.version, patient.head_hash = len(ids), last.hash
         patient.entries, patient.position = entries, position
         patient.in_force = InForce.restored(entries, state, TRACKED)

@@ -85,7 +85,9 @@ class Entries(Sequence[ev.AnyEvent]):
 
     def copy(self) -> Entries:
         """A copy with its own lists (nothing is decoded for it)."""
-        return Entries(self._items, list(self.ids), self._decode)
+        twin = Entries(self._items, list(self.ids), self._decode)
+        twin._all_read = self._all_read
+        return twin
 
     def stored(self, upto: int) -> Sequence[ev.AnyEvent | msgspec.Raw]:
         """The first `upto` entries as a snapshot encodes them: those never decoded as the
